@@ -1120,17 +1120,18 @@ def _train_command(args: argparse.Namespace) -> int:
     """``xvertfast train`` but for a Ctrl-C or SIGTERM, which :func:`_cmd_train` says."""
     if (refused := _inputs_refused(args.data)) is not None:  # said before a model is loaded or RUN_DIR made
         return refused
-    from xvertfast.io.job_folder import lock_early_at
-    from xvertfast.train.run_folder import LOCK_FILE, held_by_another, mark_start
+    from xvertfast.io.job_folder import lock_early_at, mark_taken
+    from xvertfast.train.run_folder import LOCK_FILE, held_by_another
 
     # RUN_DIR's lock, where an earlier run made it, held from before torch, the --init model and the device
-    # load (seconds), while status would say that run was interrupted; train() takes it over
+    # load (seconds), while status would say that run was interrupted; train() takes it over. Its time is
+    # set as it is taken (status: the earlier start's record, a killed one's too, is not this one's), and
+    # set back where the command is refused before train() takes it over (--init, a setting, the images)
     try:
-        let_go = lock_early_at(os.path.join(args.output, LOCK_FILE), lambda: held_by_another(args.output))
+        let_go = lock_early_at(os.path.join(args.output, LOCK_FILE), lambda: held_by_another(args.output), mark_taken)
     except ValueError as exc:
         _print(f"error: {exc}", file=sys.stderr)
         return 2
-    mark_start(args.output)  # (status: the earlier start's record, a killed one's too, is not this one's)
     try:
         return _train_holding_its_lock(args)
     finally:

@@ -690,3 +690,37 @@ def test_status_gives_a_resumed_or_restarted_run_s_own_command_from_its_start(tm
         main(resumed)
     record = seen[1]
     assert (record["running"], record["starting"], record["command"], record["cwd"]) == (True, True, None, None), record
+
+
+def test_a_refused_start_leaves_the_run_s_last_write_as_it_was(tmp_path, capsys, monkeypatch):
+    # a start sets the time of RUN_DIR's lock file as it takes it, and a refused one left it so: a run with no
+    # finished epoch, dead for a day, read "last written 28 s ago" after a `train --resume --init nowhere`
+    import re
+    import time
+
+    from xvertfast.io.files import NothingFound
+    from xvertfast.train.run_folder import COMMAND_FILE, LOCK_FILE
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()  # (no images in it)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / LOCK_FILE).touch()
+    (tmp_path / "run" / COMMAND_FILE).write_text(json.dumps({"command": "xvertfast train data -o run", "cwd": "."}))
+    a_day_ago = time.time() - 24 * 3600
+    for name in (LOCK_FILE, COMMAND_FILE):
+        os.utime(tmp_path / "run" / name, (a_day_ago, a_day_ago))
+
+    def last_written() -> str:
+        assert main(["status", "run"]) == 0
+        return re.search(r"last written (.*) ago", capsys.readouterr().out)[1]
+
+    assert last_written() == "24.0 h"
+    assert main(["train", "data", "-o", "run", "--resume", "--init", "nowhere"]) == 2  # before train() takes the lock
+    assert "--init: nowhere: no such folder" in capsys.readouterr().err
+    assert last_written() == "24.0 h"
+    assert main(["train", "data", "-o", "run", "--resume"]) == 1  # refused by train(), the lock taken over
+    assert "no image files found in data" in capsys.readouterr().err
+    assert last_written() == "24.0 h"
+    with pytest.raises(NothingFound):  # a start from Python, which marks the lock as it takes it
+        train(["data"], "run", CONFIG, resume=True, progress=False, log=lambda m: None)
+    assert last_written() == "24.0 h"

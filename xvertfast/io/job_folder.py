@@ -74,13 +74,13 @@ from xvertfast._text import asked, count, from_cli, middle_cut, option_said
 from xvertfast._version import __version__
 from xvertfast.io.files import RealPaths, file_state, same_file
 from xvertfast.io.shards import Shard
-from xvertfast.io.write import (DISK_FULL, OutputFolderMoved, atomic_write, disk_full, listed_in, nearest_existing,
-                                remove_stale_parts, replace_in, why_not_made)
+from xvertfast.io.write import (OutputFolderMoved, atomic_write, listed_in, nearest_existing, remove_stale_parts,
+                                replace_in, why_not_made)
 from xvertfast.resume import LOCK_PATIENCE, ends_with_newline, hold_lock, lock_held, settings_changes
 
 __all__ = ["JobFolder", "JobLog", "JobStatus", "LedgerStatus", "ShardsWithoutLedger", "dry_run_line", "run_line",
            "not_images_said", "no_image_among", "job_files", "job_status", "lock_early", "lock_early_at", "taken_over", "read_ledgers", "recorded_input",
-           "shard_files", "shards_locks",
+           "mark_taken", "shard_files", "shards_locks",
            "JOB_FILE", "LEDGER_FILE", "LOCK_FILE", "JOB_STATE_FILES"]
 
 
@@ -720,7 +720,7 @@ def _starting(run: dict) -> bool:
 
 
 def _taken_since(lock: str, run: dict, ledger_written_ns: int) -> bool:
-    """Whether the lock at ``lock``, held, was taken (:func:`_mark_taken`) after its ledger was last written
+    """Whether the lock at ``lock``, held, was taken (:func:`mark_taken`) after its ledger was last written
     (``ledger_written_ns``), which holds a start line (``run``): the run holding it has not recorded its
     start yet, so that start line, with no end after it, is the run's before it, killed (its command is
     not the running one's). The two times are one file system's clock."""
@@ -903,11 +903,9 @@ class JobLog:
             self.lose(exc)
 
     def lose(self, exc: OSError) -> None:
-        """Its lines are lost from now on: ``exc`` met writing one, or the progress bar's. A full disk
-        (a log file's) is said as an output's is, for the stop to tell the user to free room before
-        the same command resumes (:func:`~xvertfast.io.write.resumes_once`): it would stop again."""
+        """Its lines are lost from now on: ``exc`` met writing one, or the progress bar's."""
         if self.lost is None:
-            self.lost = f"its log could not be written ({DISK_FULL if disk_full(exc) else exc.strerror or exc})"
+            self.lost = f"its log could not be written ({exc.strerror or exc})"
 
     def bar(self, progress: bool, **kwargs):
         """The job's tqdm progress bar (``progress`` False: none drawn), on sys.stderr, which the bar
@@ -1031,14 +1029,14 @@ def lock_early(out_dir: str, job: str, shard: Shard | None = None):
     a second job, refused only then. Nothing is made: without the lock (a new folder, a file) the
     job's own checks say what is wrong. ValueError where another job holds it."""
     path = os.path.join(out_dir, job_files(job)[2] if shard is None else shard_files(job, shard)[1])
-    return lock_early_at(path, lambda: _held_by_another(out_dir, job, path, shard), _mark_taken)
+    return lock_early_at(path, lambda: _held_by_another(out_dir, job, path, shard), mark_taken)
 
 
 def lock_early_at(path: str, refusal, taken=None):
     """:func:`lock_early` of the lock file at ``path``, for a job whose lock is named otherwise
     (``train``'s RUN_DIR): taken where it is there, until the job takes it over
     (:func:`taken_over`); ``refusal()``: the ValueError raised where another holds it; ``taken(lock)``:
-    called once it is taken (a batch job's marks it so: :func:`_mark_taken`), returns what undoes that
+    called once it is taken (a batch job's marks it so: :func:`mark_taken`), returns what undoes that
     where the command ends before its job takes the lock over (or None)."""
     try:
         key = _lock_key(os.stat(path)) if os.path.isfile(path) else None
@@ -1064,10 +1062,11 @@ def lock_early_at(path: str, refusal, taken=None):
     return let_go
 
 
-def _mark_taken(lock):
-    """Sets the modification time of ``lock``, a run's (held exclusively), to now: status tells a run
-    starting by it (:func:`_taken_since`). Returns what sets it back (for a command refused before
-    its start line: the folder is left as it was), or None where it could not be set; kept as the
+def mark_taken(lock):
+    """Sets the modification time of ``lock``, a run's (held exclusively; a batch job's or ``train``'s),
+    to now: status tells a run starting by it (:func:`_taken_since`; a training run's
+    :func:`~xvertfast.train.run_folder.start_unrecorded`). Returns what sets it back (for a command
+    refused before its start line: the folder is left as it was), or None where it could not be set; kept as the
     lock's ``unmark`` for the job that takes it over. Left unmarked on Windows: no time is set through
     an open file there (os.utime takes no fd: a TypeError, which stopped every job from starting), and
     status cannot see a lock held there anyway."""
@@ -1435,7 +1434,7 @@ class JobFolder:
             self._locks.append(lock)
             self._own_lock = lock
             if not hasattr(lock, "unmark"):  # (taken now, not early by the command: marked now)
-                _mark_taken(lock)
+                mark_taken(lock)
             return
         lock = hold_lock(folder_lock, shared=True, patience=LOCK_PATIENCE)
         if lock is None:
@@ -1450,7 +1449,7 @@ class JobFolder:
         self._locks.append(own)
         self._own_lock = own
         if not hasattr(own, "unmark"):
-            _mark_taken(own)
+            mark_taken(own)
         # shared by the shards of this count; taken exclusively only for a moment, by the check below
         count = hold_lock(count_lock, shared=True, wait=True)
         if count is None:  # (a blocking request is granted or fails with an error)

@@ -43,7 +43,7 @@ from xvertfast._paths import working_folder
 from xvertfast._pickled_errors import PickledAsRaised
 from xvertfast._text import FAILED_LISTED, asked, count, first_listed, from_cli, option_said
 from xvertfast.io.files import JOB_FOLDER_MARKERS, JOB_IMAGES, NothingFound, discover, input_paths
-from xvertfast.io.job_folder import taken_over
+from xvertfast.io.job_folder import mark_taken, taken_over
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts, why_not_made
 from xvertfast.model import XVertNet, XVertNetStage, load_model, save_model
 from xvertfast.model.persistence import as_device, fingerprint, is_model_folder, refuse_meta
@@ -58,7 +58,7 @@ from xvertfast.train.data import (NoReadableImage, RoiSet, load_rois, random_pat
 from xvertfast.train.losses import XVertNetLoss
 from xvertfast.train.run_folder import (CHECKPOINT_FILE, COMMAND_FILE, INTERRUPTED, LOCK_FILE, PRIVATE_CACHE,
                                         Progress, forget_linked_crops, has_finished_epochs, held_by_another,
-                                        latest_state, mark_start, position,
+                                        latest_state, position,
                                         preprocessing_kept, reading, record_command, record_stop,
                                         recording_linked_crops, started_command, stopped_by, storable_state, to_go_on)
 
@@ -656,14 +656,17 @@ def _lock_run_dir(run_dir: str):
     path = os.path.join(run_dir, LOCK_FILE)
     try:
         os.makedirs(run_dir, exist_ok=True)
-        # (the CLI's, taken as it started, before torch and the model loaded: status said "interrupted" meanwhile)
-        lock = taken_over(path) or hold_lock(path, patience=LOCK_PATIENCE)  # (status looks at it for a moment)
+        # (the CLI's, taken and marked as it started, before torch and the model loaded: status said "interrupted"
+        # meanwhile)
+        early = taken_over(path)
+        lock = early or hold_lock(path, patience=LOCK_PATIENCE)  # (status looks at it for a moment)
     except OSError as exc:  # read-only, no permission: said as enhance says it, not as "[Errno 30] ...: 'RUN_DIR'"
         # (-o latest, a link to a folder not made yet: said so, not "File exists")
         raise ValueError(f"cannot write into the run folder {run_dir}: {why_not_made(run_dir, exc)}") from None
     if lock is None:
         raise held_by_another(run_dir)
-    mark_start(run_dir)  # (a start from Python: the CLI's marked it as it took the lock)
+    if early is None:  # a start from Python (the CLI's lock is marked as it takes it early)
+        mark_taken(lock)
     return lock
 
 
@@ -719,7 +722,7 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
         return _train(inputs, run_dir, config, device, init, resume, progress, stop_after_epochs, log, started, rois,
                       lr_given)  # fmt: skip
     except _StartRefused:  # (before the OSError handler: a FileExistsError)
-        _restore_start_record(run_dir, before, stopped_before)
+        _restore_start_record(run_dir, before, stopped_before, lock)
         raise
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM by way of the CLI: said by status as such, not as a kill
         with contextlib.suppress(OSError):
@@ -738,7 +741,7 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
         if made is not None:
             shutil.rmtree(made, ignore_errors=True)
         else:  # the run there (stopped before its first epoch) is still resumed by its own command
-            _restore_start_record(run_dir, before, stopped_before)
+            _restore_start_record(run_dir, before, stopped_before, lock)
         raise
     except Exception as exc:
         if not came_of_an_interrupt(exc):  # (Python 3.11 wraps one landing in an import in a RuntimeError)
@@ -763,13 +766,16 @@ def _settings_said(settings: dict) -> dict:
     return {(asked(key) if key in _OPTIONS else key): value for key, value in settings.items()}
 
 
-def _restore_start_record(run_dir: str, before: dict, stopped_before: str | None) -> None:
+def _restore_start_record(run_dir: str, before: dict, stopped_before: str | None, lock) -> None:
     """Puts back the record of the latest start before one that could not begin: the run there is
-    still resumed by its command, and status says how it stopped."""
+    still resumed by its command, and status says how it stopped; and the time of its ``lock``, marked
+    as this start took it, which status gave as the run's last write (a run dead for a day, "28 s ago")."""
     with contextlib.suppress(OSError):
         record_command(run_dir, before)
         if stopped_before:
             record_stop(run_dir, stopped_before)
+    if getattr(lock, "unmark", None):  # (None where it was not marked: Windows)
+        lock.unmark()
 
 
 def _interrupted(run_dir: str) -> KeyboardInterrupt:

@@ -18,7 +18,7 @@ from xvertfast._text import from_cli
 
 __all__ = ["CHECKPOINT_FILE", "COMMAND_FILE", "INTERRUPTED", "LINKED_CROPS", "LOCK_FILE", "PRIVATE_CACHE", "Progress",
            "cached_images", "crop_folders", "finite_or_null", "forget_linked_crops", "has_finished_epochs", "held_by_another",
-           "latest_state", "mark_start", "position", "preprocessing_kept", "reading", "record_command",
+           "latest_state", "position", "preprocessing_kept", "reading", "record_command",
            "record_stop", "recording_linked_crops", "run_crops", "start_unrecorded", "started_command", "stopped_by",
            "storable_state", "to_go_on"]  # fmt: skip
 
@@ -385,19 +385,11 @@ def stopped_by(run_dir: str) -> str | None:
     return stopped if isinstance(stopped, str) else None
 
 
-def mark_start(run_dir: str) -> None:
-    """Sets the time of RUN_DIR's :data:`LOCK_FILE` to now, as a start takes the lock: until it records its
-    command (:func:`record_command`: after torch, its --init model and the device load, seconds), the record
-    is an earlier start's, and status tells that by its time (:func:`start_unrecorded`), where a killed
-    start, which records no stop, left no other sign. Left undone where the lock file cannot be touched."""
-    with contextlib.suppress(OSError):
-        os.utime(os.path.join(run_dir, LOCK_FILE))
-
-
 def start_unrecorded(run_dir: str) -> bool:
     """Whether the latest start's record (:data:`COMMAND_FILE`) is older than the latest taking of the
-    lock (:func:`mark_start`): a run holding the lock then has not recorded its start yet. False where
-    either file is not there."""
+    lock (a start sets its time as it takes it: :func:`~xvertfast.io.job_folder.mark_taken`, set back where
+    it is refused): a run holding the lock then has not recorded its start yet. False where either file
+    is not there."""
     try:
         recorded = os.stat(os.path.join(run_dir, COMMAND_FILE)).st_mtime_ns
         return recorded < os.stat(os.path.join(run_dir, LOCK_FILE)).st_mtime_ns
