@@ -74,8 +74,8 @@ from xvertfast._text import asked, count, from_cli, middle_cut, option_said
 from xvertfast._version import __version__
 from xvertfast.io.files import RealPaths, file_state, same_file
 from xvertfast.io.shards import Shard
-from xvertfast.io.write import (OutputFolderMoved, atomic_write, listed_in, nearest_existing, remove_stale_parts,
-                                replace_in, why_not_made)
+from xvertfast.io.write import (DISK_FULL, OutputFolderMoved, atomic_write, disk_full, listed_in, nearest_existing,
+                                remove_stale_parts, replace_in, why_not_made)
 from xvertfast.resume import LOCK_PATIENCE, ends_with_newline, hold_lock, lock_held, settings_changes
 
 __all__ = ["JobFolder", "JobLog", "JobStatus", "LedgerStatus", "ShardsWithoutLedger", "dry_run_line", "run_line",
@@ -903,9 +903,11 @@ class JobLog:
             self.lose(exc)
 
     def lose(self, exc: OSError) -> None:
-        """Its lines are lost from now on: ``exc`` met writing one, or the progress bar's."""
+        """Its lines are lost from now on: ``exc`` met writing one, or the progress bar's. A full disk
+        (a log file's) is said as an output's is, for the stop to tell the user to free room before
+        the same command resumes (:func:`~xvertfast.io.write.resumes_once`): it would stop again."""
         if self.lost is None:
-            self.lost = f"its log could not be written ({exc.strerror or exc})"
+            self.lost = f"its log could not be written ({DISK_FULL if disk_full(exc) else exc.strerror or exc})"
 
     def bar(self, progress: bool, **kwargs):
         """The job's tqdm progress bar (``progress`` False: none drawn), on sys.stderr, which the bar
