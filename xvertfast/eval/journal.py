@@ -92,7 +92,7 @@ _APART = ("methods", "metrics", "libraries")
 
 def _methods_alone_differ(previous, retired: list, now: dict) -> bool:
     """Whether two settings differ only in methods and metrics added or dropped, each label
-    keeping its method (and in libraries installed or removed since: :func:`_library_change`
+    keeping its method (and in libraries installed or removed since: :func:`_moved`
     says whether they differ otherwise)."""
     return (isinstance(previous, dict) and isinstance(now.get("metrics", []), list)
             and _without(previous, *_APART) == _without(now, *_APART)
@@ -134,16 +134,6 @@ def _decoders_of(entries) -> set[str]:
             if read >= _DECODING:
                 return read
     return read
-
-
-def _library_change(previous: dict, now: dict, moved: list[str]) -> str | None:
-    """The libraries ``moved`` (:func:`_moved`: those of them that matter), in words; None where none is."""
-    before, after = _libraries(previous), _libraries(now)
-    changed = [f"{name} {before[name]!r} -> {after[name]!r}" for name in moved]
-    if not changed:
-        return None
-    return ("libraries that compute the scores were upgraded or downgraded since these scores were made: "
-            + ", ".join(changed))
 
 
 def _library_versions_kept(previous: dict, now: dict) -> dict:
@@ -190,10 +180,12 @@ def _refusal(previous, retired: list, now: dict, moved: list[str]) -> tuple[str,
     if not isinstance(previous, dict):
         return settings_changes(previous, now), ""
     code, rest = _changes(_without(previous, "libraries"), retired, _without(now, "libraries"))
-    libraries = _library_change(previous, now, moved)
-    if code is None and libraries is None:
+    if code is None and not moved:
         return rest, "run with the recorded settings to resume, "
-    versions = {name: str(_libraries(previous)[name]) for name in moved}
+    before, after = _libraries(previous), _libraries(now)
+    versions = {name: str(before[name]) for name in moved}  # (the versions recorded: the pip command's)
+    libraries = ("libraries that compute the scores were upgraded or downgraded since these scores were made: "
+                 + ", ".join(f"{name} {before[name]!r} -> {after[name]!r}" for name in moved)) if moved else None
     said = ", ".join(f"{name} {version}" for name, version in versions.items())
     made = " and ".join(part for part in ("the xvertfast" if code else "", said) if part)
     also = " and run with the recorded settings" if rest else ""
