@@ -174,15 +174,50 @@ def _module_file(package: str, module: str) -> str | None:
 
 def _imported(package: str, path: str) -> set[str]:
     """The xvertfast modules ``path`` imports anywhere (at its top or in a function): ``from
-    xvertfast.a import b`` is xvertfast.a.b where that is a module, else xvertfast.a."""
+    xvertfast.a import b`` is xvertfast.a.b where that is a module, else xvertfast.a; a relative
+    import is read from ``path``'s package; ``importlib.import_module("xvertfast.a")`` counts, and
+    so does ``import_module(f"xvertfast.{name}")`` for each string of the file that names a module
+    there (infer/export.py's model.stage and ops.*). A name ``import_module`` is given from data
+    (the package's lazy names, a pickled error's class) is not seen."""
+    tree = ast.parse(open(path).read())
+    strings = [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)]
+    here = ["xvertfast", *os.path.relpath(os.path.dirname(path), package).split(os.sep)]
+    here = [part for part in here if part != "."]  # (a file at the package's top)
     found = set()
-    for node in ast.walk(ast.parse(open(path).read())):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names if alias.name.split(".")[0] == "xvertfast"}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "xvertfast":
-            found |= {f"{node.module}.{alias.name}" if _module_file(package, f"{node.module}.{alias.name}")
-                      else node.module for alias in node.names}  # fmt: skip
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:
+                module = ".".join([*here[:len(here) - node.level + 1], *([module] if module else [])])
+            if module.split(".")[0] == "xvertfast":
+                found |= {f"{module}.{alias.name}" if _module_file(package, f"{module}.{alias.name}")
+                          else module for alias in node.names}  # fmt: skip
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) == "import_module" \
+                and node.args:  # fmt: skip
+            named = node.args[0]
+            if isinstance(named, ast.Constant) and str(named.value).split(".")[0] == "xvertfast":
+                found.add(named.value)
+            elif isinstance(named, ast.JoinedStr) and named.values and isinstance(named.values[0], ast.Constant) \
+                    and str(named.values[0].value).startswith("xvertfast."):  # fmt: skip
+                found |= {name for name in (named.values[0].value + s for s in strings) if _module_file(package, name)}
     return found
+
+
+def test_the_digest_checks_imports_see_relative_and_dynamic_ones(tmp_path):
+    """The imports followed below: infer/export.py's import_module(f"xvertfast.{name}") of the
+    stage and ops, which an import of a NOT_SCORING file could hide in, and relative ones (in a
+    package of empty files made here: xvertfast has none now)."""
+    package = os.path.dirname(os.path.abspath(xvertfast._version.__file__))
+    assert {"xvertfast.model.stage", "xvertfast.ops.guided_pool", "xvertfast.ops.reference"} <= \
+        _imported(package, os.path.join(package, "infer", "export.py"))  # fmt: skip
+    for name in ("infer/batch.py", "eval/report.py", "eval/metrics.py"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).touch()
+    (tmp_path / "eval" / "metrics.py").write_text("from ..infer import batch\nfrom . import report\n")
+    assert _imported(str(tmp_path), str(tmp_path / "eval" / "metrics.py")) == {"xvertfast.infer.batch",
+                                                                               "xvertfast.eval.report"}  # fmt: skip
 
 
 def test_the_backends_import_no_file_left_out_of_the_code_digest():
