@@ -14,7 +14,8 @@ import numpy as np
 from xvertfast._paths import PATH_TYPES
 from xvertfast._text import dtype_name
 
-__all__ = ["describe_non_array", "describe_masked", "shape_hint", "strips_or_one_image", "not_finite", "describe_array"]
+__all__ = ["describe_non_array", "describe_masked", "shape_hint", "batch_shape_hint", "strips_or_one_image", "not_finite",
+           "describe_array"]
 
 
 #: The way to a colour file's grey image, as the hints of a colour array say it.
@@ -99,6 +100,16 @@ def not_finite(who: str, bad: int, name: str = "pixels") -> str:
     contain = "contain" if name == "pixels" else "contains"
     return (f"{who}: {name} {contain} {bad} NaN or infinite value{'s' * (bad != 1)}: replace them first, e.g. "
             f"np.nan_to_num({name}, nan=0.0, posinf=1.0, neginf=0.0) (torch.nan_to_num for a tensor)")
+
+
+def batch_shape_hint(shape, name: str = "pixels") -> str:
+    """:func:`shape_hint` for a function that takes a batch ``[B, H, W]`` too (wls, preprocess), of
+    a shape neither ``[H, W]`` nor ``[B, H, W]``: a network's ``[B, 1, H, W]`` as well, which was
+    refused with its shape alone."""
+    shape = tuple(int(n) for n in shape)
+    if not (hint := shape_hint(shape, name)) and len(shape) == 4 and shape[1] == 1:
+        hint = f" (a batch of one-channel images [B, 1, H, W]: give {name}[:, 0])"
+    return hint
 
 
 def strips_or_one_image(shape, name: str = "pixels") -> str | None:

@@ -215,6 +215,20 @@ def test_a_one_channel_image_with_its_channel_last_is_refused_not_taken_for_a_ba
     assert preprocess(np.random.default_rng(seed).random((2, 4, 1))).xp.shape == (2, 4, 1)  # tiny: a batch
 
 
+def test_a_network_s_batch_of_one_channel_images_is_told_how_to_give_it(seed):
+    # [1, 1, H, W] and [B, 1, H, W] were refused with their shape alone, where wls said what to give
+    maps = np.random.default_rng(seed).random((3, 1, 12, 10)).astype(np.float32)
+    for pixels in (maps, torch.from_numpy(maps)):
+        with pytest.raises(ValueError, match=r"^preprocess: pixels must be \[H, W\] or \[B, H, W\], got shape "
+                                            r"\(3, 1, 12, 10\) \(a batch of one-channel images \[B, 1, H, W\]: give "
+                                            r"pixels\[:, 0\]\)$"):  # fmt: skip
+            preprocess(pixels)
+    with pytest.raises(ValueError, match=r"got shape \(1, 1, 12, 10\) \(one image with axes of length 1: give "
+                                        r"pixels\.squeeze\(\)\)$"):  # fmt: skip
+        preprocess(maps[:1])
+    assert preprocess(maps[:, 0]).xp.shape == (3, 12, 10)  # what the message asks for
+
+
 def test_pixels_off_the_unit_scale_are_refused_not_clipped(seed):
     # a raw 8-bit array was clipped to a near-binary image (2 distinct values) without a word
     raw = (np.random.default_rng(seed).random((64, 48)) * 255).astype(np.uint8)

@@ -24,7 +24,7 @@ from xvertfast._extension import (
     extension,
     has_extension,
 )
-from xvertfast._pixels import not_finite, shape_hint, strips_or_one_image
+from xvertfast._pixels import batch_shape_hint, not_finite, strips_or_one_image
 from xvertfast._stacklevel import image_name, reading_file, solved_part, warn_user
 from xvertfast.ops import wls_reference
 from xvertfast.ops._inputs import as_tensor, compute_dtype, dtype_given
@@ -74,10 +74,7 @@ def _check(x: torch.Tensor, from_numpy: bool = False) -> None:
     """Refuses what wls cannot smooth, naming the dtype as the caller gave it (``from_numpy``:
     a NumPy array's, not the torch view's: 'got torch.uint8' puzzled a NumPy user)."""
     if x.dim() not in (2, 3):
-        # (a network's [B, 1, H, W] was told the shapes taken and no more)
-        hint = shape_hint(x.shape, "image")
-        if not hint and x.dim() == 4 and x.shape[1] == 1:
-            hint = " (a batch of one-channel images [B, 1, H, W]: give image[:, 0])"
+        hint = batch_shape_hint(x.shape, "image")
         raise ValueError(f"wls: image must be [H, W] or [B, H, W], got shape {tuple(x.shape)}{hint}")
     if looks := strips_or_one_image(x.shape, "image"):  # (else H images 1 to 4 pixels wide, each apart)
         raise ValueError(f"wls: image of shape {tuple(x.shape)} looks like {looks}")

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from xvertfast._pixels import describe_array, not_finite, strips_or_one_image
+from xvertfast._pixels import batch_shape_hint, describe_array, not_finite, strips_or_one_image
 from xvertfast._stacklevel import solving
 from xvertfast.ops._inputs import as_tensor
 from xvertfast.ops.wls import check_method, check_parameters, wls
@@ -178,7 +178,8 @@ def preprocess(pixels, lam: float = DEFAULT_LAM, alpha: float = DEFAULT_ALPHA, e
     t, from_numpy = as_tensor(pixels, "preprocess: pixels")
     t = t.detach()  # the WLS solves carry no gradient: a graph through X alone would be a wrong one
     if t.dim() not in (2, 3):
-        raise ValueError(f"preprocess: pixels must be [H, W] or [B, H, W], got shape {tuple(t.shape)}")
+        raise ValueError(f"preprocess: pixels must be [H, W] or [B, H, W], got shape {tuple(t.shape)}"
+                         f"{batch_shape_hint(t.shape)}")
     if looks := strips_or_one_image(t.shape):  # (else H strips 1 to 4 pixels wide, each on its own)
         raise ValueError(f"preprocess: pixels of shape {tuple(t.shape)} look like {looks}")
     check_unit_pixels(t, "preprocess")
