@@ -138,11 +138,15 @@ def _unknown_precision(precision) -> str:
         return said + f": give its name, {asked('precision', name)}"
     if isinstance(precision, str):
         key = precision.strip().lower().removeprefix("torch.")
-        dtype = getattr(torch, key, None) if key.isidentifier() else None  # (torch.half is torch.float16)
-        name = key if key in names else named.get(dtype) if isinstance(dtype, torch.dtype) else None
-        if name:
+        if name := key if key in names else named.get(_DTYPE_NAMES.get(key)):
             return said + f": give {asked('precision', name)}"
     return said
+
+
+#: torch's names of the dtypes :data:`PRECISIONS` holds (``torch.half`` is ``torch.float16``), for
+#: :func:`_unknown_precision` to tell a precision given as one the name it takes.
+_DTYPE_NAMES = {"float32": torch.float32, "float": torch.float32, "float16": torch.float16, "half": torch.float16,
+                "bfloat16": torch.bfloat16}
 
 
 def warn_cpu_bf16_without_amx(device: torch.device, dtype: torch.dtype) -> None:
