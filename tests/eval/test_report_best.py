@@ -99,3 +99,23 @@ def test_rois_overlapping_alike_in_every_image_read_one_share_not_a_range():
                 for roi, top in zip(("upper", "lower"), tops)]  # fmt: skip
     assert _overlap_said(run).startswith("An image's upper and lower ROIs overlap: they share 44% of their pixels "
                                          "(on each of the 2 images; ")  # fmt: skip
+
+
+def test_each_next_best_is_paired_once_not_once_a_metric(tmp_path, monkeypatch):
+    """summarise_best paired every method's ROIs with the next best's for each metric anew (and
+    with compare_to's, which the report had paired already): seconds a metric on a large archive.
+    Here farbman is the next best on all three metrics: it is paired once, identity once."""
+    import xvertfast.eval.report as report
+
+    made, pairs = [], report._pairs
+
+    def counted(columns, compare_to):
+        made.append(compare_to)
+        return pairs(columns, compare_to)
+
+    monkeypatch.setattr(report, "_pairs", counted)
+    run = _run({"clahe": [0.3 + 0.02 * i for i in range(8)], "farbman": [0.2 + 0.01 * i for i in range(8)]},
+               metrics=("entropy", "tenengrad", "brisque"))  # fmt: skip
+    rows, _ = _best(tmp_path, run)
+    assert rows["BRISQUE (lower is better)"].startswith("| BRISQUE (lower is better) | identity 5.0000 | farbman ")
+    assert sorted(made, key=str) == ["farbman", "identity"]

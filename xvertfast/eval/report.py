@@ -279,14 +279,18 @@ def summarise_differences(run: EvalRun, compare_to: str | None, by_image: list[d
     return records
 
 
-def summarise_best(run: EvalRun, records: list[dict], columns: dict | None = None) -> list[dict]:
+def summarise_best(run: EvalRun, records: list[dict], columns: dict | None = None,
+                   paired: dict | None = None) -> list[dict]:  # fmt: skip
     """Per metric, which method does best, for a reader who would otherwise compare the means by eye:
     the best mean over all ROIs (``records``: :func:`summarise`'s) in the metric's direction
     (:data:`HIGHER_IS_BETTER`), the next best, and the Wilcoxon test between the two paired by image
     on all ROIs (:func:`~xvertfast.eval.stats.image_means`), Holm-adjusted over the metrics. ``clear``
     where p Holm < 0.05 and the Hodges-Lehmann difference leans the same way as the means; a tie is
-    never clear. Never ranked after outlier removal: there each method's mean is over other ROIs."""
+    never clear. Never ranked after outlier removal: there each method's mean is over other ROIs.
+    ``paired``: :func:`_pairs` made already, by their reference (compare_to's); each other is made
+    once, not once a metric (each pairs every method's ROIs with its own: seconds on a large archive)."""
     columns = _columns(run) if columns is None else columns
+    paired = dict(paired or {})
     found = []
     for metric in run.metrics:
         rec = {"metric": metric, "best": "", "next_best": "", "best_mean": math.nan, "next_best_mean": math.nan,
@@ -299,9 +303,11 @@ def summarise_best(run: EvalRun, records: list[dict], columns: dict | None = Non
         if len(ordered) >= 2:
             rec["best"], rec["next_best"] = ordered[:2]
             rec["best_mean"], rec["next_best_mean"] = sign * means[ordered[0]], sign * means[ordered[1]]
-            paired = _paired_by_image(columns, _pairs(columns, rec["next_best"]), rec["next_best"], rec["best"], metric)
-            if paired is not None and means[rec["best"]] > means[rec["next_best"]]:
-                a, b = image_means(*paired, clean=False)
+            if rec["next_best"] not in paired:
+                paired[rec["next_best"]] = _pairs(columns, rec["next_best"])
+            both = _paired_by_image(columns, paired[rec["next_best"]], rec["next_best"], rec["best"], metric)
+            if both is not None and means[rec["best"]] > means[rec["next_best"]]:
+                a, b = image_means(*both, clean=False)
                 rec["n_images"], rec["p_value_by_image"] = a.size, wilcoxon_p(a, b)
                 rec["hodges_lehmann_by_image"] = hodges_lehmann(a, b)[0] if a.size else math.nan
         found.append(rec)
@@ -877,7 +883,7 @@ def _draw(run: EvalRun, folder: str, compare_to: str | None, provenance: dict | 
     for_paper = summarise_differences(run, compare_to, by_image, columns, pairs)
     # then what a paper gives of that test: columns at the end, so a reader by column name is not disturbed
     # then which method does best a metric, on the rows of its methods (summary.md's table of it)
-    best = summarise_best(run, records, columns)
+    best = summarise_best(run, records, columns, {compare_to: pairs})
     rows = [{**r, **i, **d, **b} for r, i, d, b in zip(records, by_image, for_paper, _best_columns(records, best))]
     _write_csv(paths["summary.csv"], rows, list(rows[0]) if rows else ["method", "metric"])
     # the method the others are tested against, if any can be paired with it: said so in the summary and in
