@@ -105,3 +105,21 @@ def test_a_failed_run_under_xdist_prints_the_seed_its_worker_used(tmp_path):
     used = re.findall(r"AssertionError: seed (\d+)", run.stdout)
     assert run.returncode == 1 and said and used, run.stdout + run.stderr
     assert set(used) == set(said), run.stdout
+
+
+def test_the_export_memo_keys_a_graph_by_the_forward_it_runs(monkeypatch):
+    """tests/infer's memo of torch.onnx.export hands a graph the program an earlier export of the
+    same graph made: a test that patches a module's forward must not be handed the unpatched one."""
+    import torch
+
+    from tests.infer.conftest import graph_key
+
+    class Graph(torch.nn.Module):
+        def forward(self, x):
+            return x + 1
+
+    graph, args = Graph(), (torch.zeros(1, 1, 4, 4),)
+    before = graph_key(graph, args, {})
+    assert graph_key(graph, args, {}) == before
+    monkeypatch.setattr(Graph, "forward", lambda self, x: x * 2)
+    assert graph_key(graph, args, {}) != before

@@ -11,9 +11,10 @@ import torch
 
 def graph_key(graph: torch.nn.Module, args: tuple, kwargs: dict) -> tuple:
     """What torch.onnx.export's program depends on: the modules (class, structure, mode and plain
-    attributes: a stage's depth, a graph's dtype), their weights and buffers (each dtype, shape
-    and byte), the example inputs' shapes, dtypes and devices, the exporter's arguments, and
-    torch's version (written into the graph as its producer)."""
+    attributes: a stage's depth, a graph's dtype), the ``forward`` each class runs (the function
+    itself, so a test that monkeypatches one is not handed an earlier program), their weights and
+    buffers (each dtype, shape and byte), the example inputs' shapes, dtypes and devices, the
+    exporter's arguments, and torch's version (written into the graph as its producer)."""
     weights = hashlib.sha256()
     for name, t in graph.state_dict().items():
         weights.update(f"{name} {t.dtype} {tuple(t.shape)};".encode())
@@ -21,7 +22,8 @@ def graph_key(graph: torch.nn.Module, args: tuple, kwargs: dict) -> tuple:
     modules = [(name, type(m).__module__, type(m).__qualname__, m.training,
                 sorted((k, repr(v)) for k, v in vars(m).items() if not k.startswith("_")))
                for name, m in graph.named_modules()]  # fmt: skip
-    return (torch.__version__, repr(graph), repr(modules), weights.hexdigest(),
+    forwards = tuple(type(m).forward for _, m in graph.named_modules())
+    return (torch.__version__, repr(graph), repr(modules), forwards, weights.hexdigest(),
             tuple((tuple(a.shape), a.dtype, a.device) for a in args), repr(sorted(kwargs.items())))
 
 
