@@ -434,13 +434,13 @@ def test_a_jobs_check_for_many_tiles_cuts_an_image_into_the_default_models_tiles
     strip = (64, 2000)  # (a model at 512 cuts it into over 30: its shape is a cause)
     for tile, shape in ((256, (64, 96)), (512, strip), (256, strip)):
         prep = types.SimpleNamespace(pixels=np.zeros(shape, np.float32), boxes=real(shape, tile))
-        kept, cut[:] = [], []
-        said = batch._many_tiles_of(tile, "in/x.png", prep, batch._JobNote(), kept)
+        cut[:] = []
+        said, note = batch._many_tiles_of(tile, "in/x.png", prep)
         assert cut.count((shape, 512)) == 1, (tile, shape, cut)
         if shape == strip:
-            assert said == many_full_tiles(tile, shape, prep.boxes) and kept == [], (said, kept)
+            assert said == many_full_tiles(tile, shape, prep.boxes) and note is None, (said, note)
         else:  # the model alone: the job's note, of this image
-            assert said is None and kept == [(None, many_full_tiles(tile, shape, named="in/x.png"), UserWarning)]
+            assert said is None and note == many_full_tiles(tile, shape, named="in/x.png"), (said, note)
 
 
 def test_a_job_says_once_where_the_model_alone_cuts_some_images_into_many_tiles(tmp_path, seed, monkeypatch):

@@ -381,12 +381,13 @@ def _stem(out_dir: str, rel: str) -> str | None:
         return None
 
 
-def _read_and_prepare(enhancer, f: InputFile, given: GivenCentres | None, of_model: _JobNote | None, kept: list):
-    """On a reader thread: the file read and preprocessed and its warnings (each naming it); the
+def _read_and_prepare(enhancer, f: InputFile, given: GivenCentres | None, many_tiles: bool, kept: list):
+    """On a reader thread: the file read and preprocessed, its warnings (each naming it) and its word
+    of a model that cuts images into many tiles, for the job's notes (:func:`_many_tiles_of`, asked
+    where ``many_tiles``; the job's thread keeps the first in input order, :class:`_JobNote`); the
     warnings of its solves go to ``kept`` (:func:`warnings_of_file`: of the image, or of the
     settings, as a WLS solver's tolerance beyond reach at the model's lam / eps) for the job's
-    thread to give (:func:`_give_kept`), also where the read fails after one. ``of_model``: this
-    image's word of a model that cuts images into many tiles (:func:`_many_tiles_of`, :class:`_JobNote`)."""
+    thread to give (:func:`_give_kept`), also where the read fails after one."""
     t0 = time.perf_counter()
     with warnings_of_file(f.path, kept):
         rad = require_content(read_input(f, warn=False))
@@ -395,59 +396,46 @@ def _read_and_prepare(enhancer, f: InputFile, given: GivenCentres | None, of_mod
     prep.seconds["read"] = t1 - t0
     # full mode uses no ROIs: a spine found at the edge of its search changes nothing there
     said = image_warnings(rad, prep.spine if enhancer.mode == "spine" else None)
-    if (many := _many_tiles_of(enhancer.tile, rad.path, prep, of_model, kept)) is not None:
+    many, note = _many_tiles_of(enhancer.tile, rad.path, prep) if many_tiles else (None, None)
+    if many is not None:
         said.append(f"{rad.path}: {many}")
-    return rad, prep, said
+    return rad, prep, said, note
 
 
-def _many_tiles_of(tile: int, path: str, prep, of_model: _JobNote | None, kept: list) -> str | None:
-    """What to say of an image full mode cuts into more than MANY_FULL_TILES tiles where the job has
-    not said it of every image (:func:`_small_tiles_warning`, of a square one): a 100 x 10000 strip
-    took 789 tiles of the default model, each with its WLS solve, unsaid. Said of the image where
-    its shape is a cause (a model at 512 cuts it into as many); where the model alone is (one at
-    roi_size=96 cuts a square image into 196, a 2048 x 2500 one into 252), said once a job, of the
-    model and the first such image (``path``) as an example: ``of_model`` keeps it for the job's
-    notes, and ``kept`` gets it as a setting's warning (:func:`_give_kept`), not each such image's
-    warnings. ``of_model`` None: nothing to say (spine mode, or the job's warning of a square image
-    spoke of every image), as :func:`_model_tiles_note` works it out once a job."""
+def _many_tiles_of(tile: int, path: str, prep) -> tuple[str | None, str | None]:
+    """What to say of an image full mode cuts into more than MANY_FULL_TILES tiles, asked where the
+    job has not said it of every image (:func:`_small_tiles_warning`, of a square one): a 100 x 10000
+    strip took 789 tiles of the default model, each with its WLS solve, unsaid. (Of the image, of the
+    model): said of the image where its shape is a cause (a model at 512 cuts it into as many);
+    where the model alone is (one at roi_size=96 cuts a square image into 196, a 2048 x 2500 one
+    into 252), a note of the model with this image (``path``) as an example, said once a job (the
+    job's thread gives the first, :class:`_JobNote`), not in each such image's warnings."""
     from xvertfast.infer.enhancer import MANY_FULL_TILES, default_full_tiles, many_full_tiles
 
-    if of_model is None or len(prep.boxes) <= MANY_FULL_TILES:
-        return None
+    if len(prep.boxes) <= MANY_FULL_TILES:
+        return None, None
     shape = prep.pixels.shape
     default = default_full_tiles(shape)  # (counted once: the check and the words below each cut that grid anew)
     if default > MANY_FULL_TILES:  # its shape is a cause: said of the image
-        return many_full_tiles(tile, shape, prep.boxes, default=default)
-    if (note := of_model.first(lambda: many_full_tiles(tile, shape, prep.boxes, path, default=default))) is not None:
-        kept.append((None, note, UserWarning))
-    return None
+        return many_full_tiles(tile, shape, prep.boxes, default=default), None
+    return None, many_full_tiles(tile, shape, prep.boxes, path, default=default)
 
 
 class _JobNote:
     """A note of the job's settings that its images tell (:func:`_many_tiles_of`'s, of its model):
-    given once a job and kept for the job's notes (summary.notes, the --report), where a warning
-    alone scrolled away mid-job. Each reader words it of its own image in a note of its own; the
-    job's thread, taking the reads in input order, gives the first (:meth:`first`) and drops the
-    others: given by whichever reader met such an image first, it named another image from one run
-    of a job to the next where workers > 1."""
+    given once a job, as a warning, and kept for the job's notes (summary.notes, the --report),
+    where a warning alone scrolled away mid-job. The job's thread, taking the reads in input order,
+    keeps the first that an image words (each reader words it of its own): kept by whichever reader
+    met such an image first, it named another image from one run of a job to the next where
+    workers > 1."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.note: str | None = None
-
-    def first(self, note) -> str | None:
-        """``note()`` where it is the job's first, kept as its note; None where one was given before."""
-        with self._lock:
-            if self.note is not None:
-                return None
-            self.note = note()
-            return self.note
+    note: str | None = None
 
 
 def _model_tiles_note(enhancer, said: str | None) -> _JobNote | None:
-    """The job's note of a model that cuts images into many tiles, for :func:`_many_tiles_of` to
-    give once a job rather than at each image; None in spine mode, or where the job's warning
-    ``said`` (:func:`_small_tiles_warning`'s) spoke of every image already."""
+    """The job's note of a model that cuts images into many tiles (:func:`_many_tiles_of`), given
+    once a job rather than at each image; None (no image asked) in spine mode, or where the job's
+    warning ``said`` (:func:`_small_tiles_warning`'s) spoke of every image already."""
     return _JobNote() if enhancer.mode == "full" and said is None else None
 
 
@@ -945,14 +933,11 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
             # run in this thread's context: a pool's threads start in a context of their own, where the CLI's
             # CLI_OPTIONS is unset and the warnings worded there named Python's arguments to a CLI user
             kept = []
-            # (this image's own word of the model, dropped on this thread where the job gave one before: see
-            # _JobNote; made after that too, as None makes _many_tiles_of say nothing, not even of a strip's shape)
-            mine = _JobNote() if of_model is not None else None
             fut = readers.submit(contextvars.copy_context().run, _read_and_prepare, enhancer, item[0],
-                                 given.get(item[0].path), mine, kept)
+                                 given.get(item[0].path), of_model is not None, kept)
             reading.add(fut)  # (until it is done: what a stop waits for, said by _stop_line)
             fut.add_done_callback(reading.discard)
-            pending_reads.append((item, kept, fut, mine))
+            pending_reads.append((item, kept, fut))
 
     def drain_writes() -> None:
         # the writes finished, in the order handed over (the dict's), the order written with one writer:
@@ -1008,12 +993,10 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
                 batch, tiles = [], 0
                 # take finished reads until a batch of tiles is full (wait for at least one)
                 while pending_reads and (not batch or (tiles < enhancer.batch_size and pending_reads[0][2].done())):
-                    (f, out, stat), kept, fut, mine = pending_reads.popleft()
+                    (f, out, stat), kept, fut = pending_reads.popleft()
                     wait_heeding([fut])
-                    if mine is not None and mine.note is not None and of_model.first(lambda: mine.note) is None:
-                        kept.remove((None, mine.note, UserWarning))  # (the job's went with an image before)
                     try:
-                        rad, prep, warnings = fut.result()
+                        rad, prep, warnings, note = fut.result()
                     except NotAnImage as exc:  # a PACS export's presentation state or report: passed over, said
                         _give_kept(kept, {f.path: []}, said)
                         finish(FileRecord(f.path, None, "not_image", failure_text(f.path, exc), kind=exc.kind))
@@ -1025,6 +1008,9 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
                         if summary.stopped is not None:
                             break
                     else:
+                        if note is not None and of_model.note is None:  # (the job's first: given as a setting's)
+                            of_model.note = note
+                            kept.append((None, note, UserWarning))
                         if any(warning not in rad.notes for warning in warnings):  # (image_warnings: its notes too)
                             looks.add(f.path)  # (before _give_kept adds its solves' warnings)
                         _give_kept(kept, {f.path: warnings}, said)  # (here: the caller's line is this thread's)
