@@ -1447,7 +1447,8 @@ them, and write into REPORT_DIR (new, empty, or an earlier evaluation's):
   provenance.json
                  how the report was made: xvertfast's version, the versions of
                  the libraries that compute the scores (numpy, scipy,
-                 scikit-image, torch, the image decoders), each model's
+                 scikit-image, torch, the image decoders, onnxruntime or
+                 TensorRT under their --backend), each model's
                  digest, device and precision, the baselines' parameters, the
                  ROI source, the command (summary.md and report.html end with
                  it, their paths as typed; the JSON holds absolute ones)
@@ -1479,8 +1480,9 @@ added one is scored alone on the images done, the others' scores are kept (a
 dropped one's too, for a rerun that gives it again; the report shows those
 asked); other settings changed (the model, device, precision, ROIs,
 xvertfast's code, a library upgraded or downgraded: numpy, scipy, scikit-image,
-torch, or a decoder of the images' formats, pydicom for DICOM, Pillow for PNG)
-are refused; a library installed since is not. A DICOM file that is no image (a PACS export's
+torch, onnxruntime or TensorRT under its --backend, or a decoder of the images'
+formats, pydicom for DICOM, Pillow for PNG) are refused; a library installed
+since is not. A DICOM file that is no image (a PACS export's
 presentation state or report) is said in a note, no failure. Exit code: 0 all
 scored, 1 an image failed, none was found or none found was an image, 2 the run could not start (an unknown method or metric, other
 settings in REPORT_DIR without --restart, REPORT_DIR holding other files) or

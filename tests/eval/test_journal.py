@@ -350,8 +350,8 @@ def test_cli_rerun_after_a_decoder_upgrade_is_refused_only_where_images_it_decod
     with pytest.raises(SystemExit):  # and evaluate --help says so
         main(["evaluate", "--help"])
     said = " ".join(capsys.readouterr().out.split())
-    assert "a library upgraded or downgraded: numpy, scipy, scikit-image, torch, or a decoder of the images' " \
-           "formats, pydicom for DICOM, Pillow for PNG) are refused" in said  # fmt: skip
+    assert "a library upgraded or downgraded: numpy, scipy, scikit-image, torch, onnxruntime or TensorRT under its " \
+           "--backend, or a decoder of the images' formats, pydicom for DICOM, Pillow for PNG) are refused" in said  # fmt: skip
     assert "how the report was made: xvertfast's version, the versions of the libraries that compute the scores" in said
 
 
