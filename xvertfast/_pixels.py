@@ -112,15 +112,22 @@ def batch_shape_hint(shape, name: str = "pixels") -> str:
     return hint
 
 
-def strips_or_one_image(shape, name: str = "pixels") -> str | None:
+def strips_or_one_image(shape, name: str = "pixels", give: str | None = None) -> str | None:
     """What a 3-D ``shape`` that a function taking a batch ``[B, H, W]`` would smooth as H strips
     C pixels wide looks like, for its refusal ("looks like <this>"), where it is one image with its
-    channels last: :func:`channels_last`, or ``[H, W, 1]`` wider than 4. None otherwise. One rule
-    for wls and preprocess (wls kept its own, which took ``[H, W, 2]`` for strips)."""
+    channels last: ``[H, W, C]`` with W more than 4 and C from 1 to 4 (:func:`channels_last`, or
+    ``[H, W, 1]``). None otherwise. One rule and one sentence for wls, preprocess and
+    gradient_correlation (wls kept its own, which took ``[H, W, 2]`` for strips). ``give``: what to
+    give instead where the caller takes no ``[H, W]`` (gradient_correlation: a batch of one), in
+    place of :func:`shape_hint`'s."""
     shape = tuple(int(n) for n in shape)
     if not (channels_last(shape) or (len(shape) == 3 and shape[2] == 1 and shape[1] > 4)):
         return None
-    hint = shape_hint(shape, name) or f" (give it as [H, W], {name}[..., 0])"  # ([1, W, 1]: no squeeze gives [H, W])
+    if give is not None:
+        what = channels_last(shape) or "a grey image [H, W, 1]"
+        hint = f" ({what}: {give}{'; ' + _LUMINANCE if what == 'a colour image' else ''})"
+    else:  # ([1, W, 1]: no squeeze gives [H, W])
+        hint = shape_hint(shape, name) or f" (give it as [H, W], {name}[..., 0])"
     return f"one image with its channels last, not a batch of images {shape[2]} pixel{'s' * (shape[2] > 1)} wide{hint}"
 
 

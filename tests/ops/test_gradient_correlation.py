@@ -275,19 +275,21 @@ def test_images_in_another_layout_are_told_how_to_give_them(shape, hint):
     assert gradient_correlation(*fixed).shape == (fixed[0].shape[0],)  # (the hint is taken)
 
 
-@pytest.mark.parametrize("shape, what", [((16, 16, 3), r"a colour image"), ((16, 16, 1), r"a grey image, \[H, W, 1\]"),
+@pytest.mark.parametrize("shape, what", [((16, 16, 3), r"a colour image"), ((16, 16, 1), r"a grey image \[H, W, 1\]"),
                                          ((6, 9, 2), r"a grey image with alpha")])  # fmt: skip
 def test_one_image_with_its_channels_last_is_refused_not_taken_as_strips(shape, what):
-    """[H, W, 3] was taken as H images 3 pixels wide: one GC a row, of meaningless numbers."""
+    """[H, W, 3] was taken as H images 3 pixels wide: one GC a row, of meaningless numbers. (In wls's
+    words: xvertfast._pixels.strips_or_one_image.)"""
     a = np.random.default_rng(0).random(shape).astype(np.float32)
+    read = "; xvertfast.io.read_image gives a colour file's luminance" if shape[2] == 3 else ""
     with pytest.raises(ValueError, match=rf"^gradient_correlation: a and b of shape {re.escape(str(shape))} look like "
-                                         rf"one image with its channels last \({what}\), not {shape[0]} images "
-                                         rf"{shape[2]} pixels? wide: give one channel as a batch of one \[1, H, W\], "
-                                         r"a\[None, \.\.\., 0\] and b\[None, \.\.\., 0\]"):  # fmt: skip
+                                         rf"one image with its channels last, not a batch of images {shape[2]} "
+                                         rf"pixels? wide \({what}: give one channel as a batch of one \[1, H, W\], "
+                                         rf"a\[None, \.\.\., 0\] and b\[None, \.\.\., 0\]{re.escape(read)}\)$"):  # fmt: skip
         gradient_correlation(a, a.copy())
     assert gradient_correlation(a[None, ..., 0], a[None, ..., 0]).shape == (1,)  # (the hint is taken)
     # a batch of up to 4 small images (5 x 4: a colour image of 1 row as much) and tiny ones are still taken
-    for small in ((1, 5, 4), (4, 8, 3), (40, 3, 3)):
+    for small in ((1, 5, 4), (4, 8, 3), (3, 5, 4), (40, 3, 3)):
         assert gradient_correlation(torch.rand(small), torch.rand(small)).shape == (small[0],)
 
 

@@ -18,7 +18,7 @@ import numbers
 import torch
 
 from xvertfast._extension import has_extension
-from xvertfast._pixels import channels_last, strips_or_one_image
+from xvertfast._pixels import strips_or_one_image
 from xvertfast.ops._inputs import as_tensor, check_floating, compute_dtype, use_kernel
 from xvertfast.ops.reference import GC_EPS, gradient_correlation_reference
 
@@ -48,15 +48,14 @@ def _channels_last(shape: tuple) -> str | None:
     """The refusal of one image with its channels last (a colour file read with PIL or imageio, a
     grey [H, W, 1]), which [B, H, W] took as H images 1 to 4 pixels wide: GC of strips whose Sobel
     x-response is at most 2 pixels wide (none at 1 or 2), a number for each row of the image that
-    meant nothing, without a word. As :func:`~xvertfast._pixels.strips_or_one_image` says of wls,
-    but with more than 4 of them: a batch of up to 4 small images (5 x 4) is one as much."""
-    if len(shape) != 3 or shape[0] <= 4 or not strips_or_one_image(shape):
+    meant nothing, without a word. The rule and words of wls
+    (:func:`~xvertfast._pixels.strips_or_one_image`: ``[H, W, C]``, W more than 4, C from 1 to 4),
+    but with H more than 4 too: a batch of up to 4 small images (3 of 5 x 4) is one as much, taken
+    here, refused by wls and preprocess."""
+    give = "give one channel as a batch of one [1, H, W], a[None, ..., 0] and b[None, ..., 0]"
+    if len(shape) != 3 or shape[0] <= 4 or not (looks := strips_or_one_image(shape, give=give)):
         return None
-    what = channels_last(shape) or "a grey image, [H, W, 1]"
-    read = " (xvertfast.io.read_image gives a colour file's luminance)" if what == "a colour image" else ""
-    return (f"{_OP}: a and b of shape {shape} look like one image with its channels last ({what}), not "
-            f"{shape[0]} images {shape[2]} pixel{'s' * (shape[2] > 1)} wide: give one channel as a batch of one "
-            f"[1, H, W], a[None, ..., 0] and b[None, ..., 0]{read}")  # fmt: skip
+    return f"{_OP}: a and b of shape {shape} look like {looks}"
 
 
 def _layout_hint(a: torch.Tensor) -> str:
@@ -108,8 +107,8 @@ def gradient_correlation(a, b, eps: float = GC_EPS):
         ``[B]`` tensor (float32, or float64 for float64 inputs), differentiable in a and b; a NumPy
         array where a and b both are (as :func:`~xvertfast.ops.wls` returns NumPy for NumPy).
         Images smaller than 3x3 have no Sobel response and give 0; one image with its channels
-        last ([H, W, 3], [H, W, 1]: more than 4 rows, 4 or fewer columns) is refused, not taken as
-        H images that narrow. Values are not checked: a
+        last ([H, W, 3], [H, W, 1]: H and W more than 4, 1 to 4 channels) is refused, not taken as
+        H images that narrow (wls and preprocess refuse it with H of 4 or fewer too). Values are not checked: a
         NaN or infinite pixel makes its own sample's GC NaN, and so the mean of
         :func:`gradient_correlation_loss`; the other samples' GC stand. Nor are finite values
         near float32's limit: the Sobel responses are computed in the input's dtype and reach 4
