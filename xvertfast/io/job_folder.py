@@ -1425,18 +1425,24 @@ class JobFolder:
         for rel, entry in self._ledger.items():
             self._outputs_of.setdefault(entry.get("input"), set()).add(rel)
 
+    def _take_own(self, path: str) -> None:
+        """The lock only this run holds, at ``path`` (the folder's; a shard's own): taken over from
+        the command (:func:`lock_early`), or taken now and marked so for status (:func:`mark_taken`).
+        ValueError where another job holds it."""
+        lock = taken_over(path) or hold_lock(path, patience=LOCK_PATIENCE)
+        if lock is None:
+            raise _held_by_another(self.out_dir, self.job, path, self.shard)
+        self._locks.append(lock)
+        self._own_lock = lock
+        if not hasattr(lock, "unmark"):  # (taken now, not early by the command: marked now)
+            mark_taken(lock)
+
     def _take_locks(self) -> None:
         """The folder's lock, exclusive; or, for a shard, shared, with the shard's own and the
         one its shards of that count share. ValueError where another job holds what it needs."""
         folder_lock = os.path.join(self.out_dir, self._lock_file)
         if self.shard is None:
-            lock = taken_over(folder_lock) or hold_lock(folder_lock, patience=LOCK_PATIENCE)
-            if lock is None:
-                raise _held_by_another(self.out_dir, self.job, folder_lock, None)
-            self._locks.append(lock)
-            self._own_lock = lock
-            if not hasattr(lock, "unmark"):  # (taken now, not early by the command: marked now)
-                mark_taken(lock)
+            self._take_own(folder_lock)
             return
         lock = hold_lock(folder_lock, shared=True, patience=LOCK_PATIENCE)
         if lock is None:
@@ -1445,13 +1451,7 @@ class JobFolder:
                              f"{folder_lock}); wait for it, or use another folder")  # fmt: skip
         self._locks.append(lock)
         _, own_lock, count_lock = (os.path.join(self.out_dir, n) for n in shard_files(self.job, self.shard))
-        own = taken_over(own_lock) or hold_lock(own_lock, patience=LOCK_PATIENCE)
-        if own is None:
-            raise _held_by_another(self.out_dir, self.job, own_lock, self.shard)
-        self._locks.append(own)
-        self._own_lock = own
-        if not hasattr(own, "unmark"):
-            mark_taken(own)
+        self._take_own(own_lock)
         # shared by the shards of this count; taken exclusively only for a moment, by the check below
         count = hold_lock(count_lock, shared=True, wait=True)
         if count is None:  # (a blocking request is granted or fails with an error)
