@@ -348,8 +348,8 @@ def _preprocess(args: argparse.Namespace) -> int:
     # repeated here, as many as a screen holds: on a long job the first mention has scrolled away
     _print_listed([warnings for _, warnings in summary.warned], [reason for _, reason in summary.failed],
                   "each was said above as it finished")  # fmt: skip
-    if summary.stopped == "interrupted":
-        return 130
+    if summary.stopped:  # (its log lost, as enhance: inputs left, none failed; its summary line says why)
+        return 130 if summary.stopped == "interrupted" else 1
     return 1 if summary.failed or _said_no_image(summary.found, summary.not_image_kinds(), summary.shard,
                                                  "preprocess") else 0  # fmt: skip
 
@@ -1307,7 +1307,8 @@ OUTDIR keeps a ledger of the outputs the job wrote, and an input the ledger
 records as done, unchanged since, is skipped (--overwrite recomputes it). A file
 in OUTDIR that the job did not write is never replaced.
 Exit code: 0 all done, 1 a file failed, none found, none an image (no DICOM
-file found holds one) or the disk full (or gone read-only), 2 OUTDIR cannot be used (another job in it, other settings without
+file found holds one), the disk full (or gone read-only) or the job's log lost
+(stderr closed), 2 OUTDIR cannot be used (another job in it, other settings without
 --overwrite), an @list cannot be read, or the --rois file cannot be read or has
 a row naming no input, 130 interrupted, 143 stopped by SIGTERM, 129 by SIGHUP
 (the same command resumes).""",

@@ -447,6 +447,21 @@ def test_a_progress_bar_whose_stream_is_closed_stops_the_job_as_its_log_does(tmp
     assert (again.stopped, len(again.done), len(again.skipped)) == (None, 2, 0)
 
 
+def test_the_command_whose_job_stopped_at_its_lost_log_exits_1(tmp_path, monkeypatch, capsys):
+    """`xvertfast preprocess in -o out |& head -1` (or its stderr on a full disk), the job stopped at
+    its progress bar with every input left, none failed: it exited 0, "all done" to a script going
+    on (`&& xvertfast train ...`), where enhance exits 1 for a stop."""
+    import sys
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    Image.fromarray(radiograph_like(0, 32)).save(src / "a.png")
+    monkeypatch.setattr(sys, "stderr", ClosedPipe())
+    code = main(["preprocess", str(src), "-o", str(out)])
+    monkeypatch.undo()
+    assert "0 done, 0 skipped, 0 failed" in capsys.readouterr().out and code == 1, code
+
+
 def test_a_dry_run_whose_log_is_lost_plans_every_input(tmp_path):
     """A dry run whose log closed at its first line stopped planning there, and its summary, on
     stdout, gave that part of the plan as the whole ("0 to preprocess, ... 1 would fail"). It writes
