@@ -161,8 +161,8 @@ KILLED = "killed, or its node lost"
 
 #: Bytes a run writes over the lock it holds as it starts (:func:`_make_room`): its end record goes
 #: there where the ledger cannot take it (:func:`_leave_end`): written in place, over room made
-#: while the disk had space, it needs none (on a file system that writes in place: not btrfs, ZFS,
-#: APFS with snapshots).
+#: while the disk had space, it needs none (on a file system that writes in place; copy-on-write
+#: ones, btrfs, ZFS, APFS with snapshots, and network shares of them may need new blocks for it).
 LOCK_ROOM = 1024
 
 #: A ledger line's state for an output the job removed (replaced by the input's new output, or
