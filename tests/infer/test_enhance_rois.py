@@ -418,29 +418,38 @@ def test_full_mode_warns_of_an_elongated_images_many_tiles_in_a_job_too_and_blam
     assert summary.notes == []  # (the job's note, of a square image: 9 tiles)
 
 
-def test_a_jobs_check_for_many_tiles_cuts_an_image_into_the_default_models_tiles_once(monkeypatch):
-    """The job's check of an image full mode cuts into many tiles (batch._many_tiles_of) cut it into
-    a model at 512's tiles three times (its own check, the check of its shape, the note): work done
-    again for each such image of a job. Once now, with what it says unchanged. The threshold lowered
-    here (a model at 256 cuts a 64 x 96 image into 40 tiles, one at 512 into 12)."""
+@pytest.mark.parametrize("shape", [(64, 96), (64, 2000), (100, 3000), (2048, 2500), (1024, 1024), (5, 3), (1, 1)])
+def test_full_mode_tiles_are_counted_as_many_as_are_cut(shape):
+    """The check of an image full mode cuts into many tiles counts them without making them (a
+    strip's thousands of boxes were made to be counted, for each image of a job): the count and
+    side are those of the tiles enhance cuts."""
+    from xvertfast.infer import enhancer as enhancer_module
+
+    for tile in (32, 96, 256, 512):
+        boxes = enhancer_module._full_boxes(shape, tile)
+        assert enhancer_module._full_tiles(shape, tile) == (len(boxes), boxes[0].bottom - boxes[0].top), (shape, tile)
+    assert enhancer_module.default_full_tiles(shape) == len(enhancer_module._full_boxes(shape, 512))
+
+
+def test_a_jobs_check_for_many_tiles_says_the_same_counted_or_cut(monkeypatch):
+    """batch._many_tiles_of: said of the image where its shape is a cause, else the job's note of
+    the model with this image; the words of tiles counted are those of tiles cut (prep.boxes). The
+    threshold lowered here (a model at 256 cuts a 64 x 96 image into 40 tiles, one at 512 into 12)."""
     from xvertfast.infer import batch
     from xvertfast.infer import enhancer as enhancer_module
     from xvertfast.infer.enhancer import many_full_tiles
 
     monkeypatch.setattr(enhancer_module, "MANY_FULL_TILES", 30)
-    real, cut = enhancer_module._full_boxes, []
-    monkeypatch.setattr(enhancer_module, "_full_boxes", lambda shape, tile: (cut.append((tuple(shape), tile)),
-                                                                             real(shape, tile))[1])  # fmt: skip
     strip = (64, 2000)  # (a model at 512 cuts it into over 30: its shape is a cause)
     for tile, shape in ((256, (64, 96)), (512, strip), (256, strip)):
-        prep = types.SimpleNamespace(pixels=np.zeros(shape, np.float32), boxes=real(shape, tile))
-        cut[:] = []
+        prep = types.SimpleNamespace(pixels=np.zeros(shape, np.float32), boxes=enhancer_module._full_boxes(shape, tile))
         said, note = batch._many_tiles_of(tile, "in/x.png", prep)
-        assert cut.count((shape, 512)) == 1, (tile, shape, cut)
         if shape == strip:
-            assert said == many_full_tiles(tile, shape, prep.boxes) and note is None, (said, note)
+            assert said == many_full_tiles(tile, shape) and note is None, (said, note)
+            assert f"full mode cuts this 64x2000 image into {len(prep.boxes)} tiles of " in said, said
         else:  # the model alone: the job's note, of this image
-            assert said is None and note == many_full_tiles(tile, shape, named="in/x.png"), (said, note)
+            assert said is None and note == many_full_tiles(tile, shape, prep.boxes, named="in/x.png"), (said, note)
+            assert f"e.g. in/x.png (64x96) into {len(prep.boxes)} tiles of " in note, note
 
 
 def test_a_job_says_once_where_the_model_alone_cuts_some_images_into_many_tiles(tmp_path, seed, monkeypatch):

@@ -415,10 +415,9 @@ def _many_tiles_of(tile: int, path: str, prep) -> tuple[str | None, str | None]:
     if len(prep.boxes) <= MANY_FULL_TILES:
         return None, None
     shape = prep.pixels.shape
-    default = default_full_tiles(shape)  # (counted once: the check and the words below each cut that grid anew)
-    if default > MANY_FULL_TILES:  # its shape is a cause: said of the image
-        return many_full_tiles(tile, shape, prep.boxes, default=default), None
-    return None, many_full_tiles(tile, shape, prep.boxes, path, default=default)
+    if default_full_tiles(shape) > MANY_FULL_TILES:  # its shape is a cause: said of the image
+        return many_full_tiles(tile, shape, prep.boxes), None
+    return None, many_full_tiles(tile, shape, prep.boxes, path)
 
 
 class _JobNote:

@@ -85,8 +85,7 @@ from xvertfast.preprocess.spine import (LOWER_LEVEL, UPPER_LEVEL, WORKING_HEIGHT
                                        image_warnings)
 
 __all__ = ["Enhancer", "EnhanceResult", "Prepared", "MODES", "BRIGHTNESS", "FEATHER", "FULL_OVERLAP", "SPINE_SHIFT",
-           "spine_roi_coverage", "partial_roi_coverage", "MANY_FULL_TILES", "many_full_tiles",
-           "default_full_tiles"]
+           "spine_roi_coverage", "partial_roi_coverage", "MANY_FULL_TILES", "many_full_tiles"]
 
 MODES = ("spine", "full")
 #: What sets the output's large-scale brightness: the network (as in the papers) or the original.
@@ -292,23 +291,37 @@ def partial_roi_coverage(enhancer: "Enhancer") -> float | None:
     return share if share < 1 else None
 
 
-def _full_boxes(shape: tuple[int, int], tile: int) -> list[Box]:
-    """Full mode's tiles of an H x W image: ``tile`` working pixels (``tile * H / WORKING_HEIGHT``
-    image pixels) a side, overlapping by :data:`FULL_OVERLAP`, covering the image."""
+def _full_grid(shape: tuple[int, int], tile: int) -> tuple[int, list[int], list[int]]:
+    """Full mode's tiles of an H x W image as their side and the rows and columns they start at:
+    ``tile`` working pixels (``tile * H / WORKING_HEIGHT`` image pixels) a side, overlapping by
+    :data:`FULL_OVERLAP`, covering the image."""
     H, W = shape
     side = max(1, min(round(tile * H / WORKING_HEIGHT), H, W))  # square: tiles are resized to tile x tile
     step = max(1, round(side * (1 - FULL_OVERLAP)))
-    return [Box(r, c, r + side, c + side) for r in _grid(H, side, step) for c in _grid(W, side, step)]
+    return side, _grid(H, side, step), _grid(W, side, step)
+
+
+def _full_boxes(shape: tuple[int, int], tile: int) -> list[Box]:
+    """Full mode's tiles of an H x W image (:func:`_full_grid`)."""
+    side, rows, columns = _full_grid(shape, tile)
+    return [Box(r, c, r + side, c + side) for r in rows for c in columns]
+
+
+def _full_tiles(shape: tuple[int, int], tile: int) -> tuple[int, int]:
+    """How many full-mode tiles an H x W image is cut into, and their side, counted without making
+    them (a strip's thousands of boxes were made to be counted)."""
+    side, rows, columns = _full_grid(shape, tile)
+    return len(rows) * len(columns), side
 
 
 def default_full_tiles(shape: tuple[int, int]) -> int:
     """How many full-mode tiles a model trained at 512 (the default) cuts an H x W image into: more
     than :data:`MANY_FULL_TILES`, the image's shape is a cause of many tiles, whatever the model."""
-    return len(_full_boxes(shape, 512))
+    return _full_tiles(shape, 512)[0]
 
 
 def many_full_tiles(tile: int, shape: tuple[int, int] | None = None, boxes: list[Box] | None = None,
-                    named: str | None = None, default: int | None = None) -> str | None:  # fmt: skip
+                    named: str | None = None) -> str | None:  # fmt: skip
     """What to say where full mode cuts an image into more than :data:`MANY_FULL_TILES` tiles (a
     model trained on small ROIs), None where it cuts fewer: a model trained at roi_size=64 ran 441
     tiles of 8 px on a 128 x 128 image, each with its WLS solve, for minutes and without a word.
@@ -319,20 +332,18 @@ def many_full_tiles(tile: int, shape: tuple[int, int] | None = None, boxes: list
     default model was told to use a model trained at roi_size=512, itself. Where the model cuts it
     finer still, the model is said first (it multiplies the tiles) and cropping offered too.
     ``named``: the path of the image of ``shape``, where the note is a batch job's, said once of the
-    first image the model alone cuts into so many, as an example of those it does. ``default``:
-    :func:`default_full_tiles` of ``shape``, where counted already (not cut again)."""
+    first image the model alone cuts into so many, as an example of those it does."""
     image = shape or (WORKING_HEIGHT, WORKING_HEIGHT)
-    boxes = _full_boxes(image, tile) if boxes is None else boxes
-    if len(boxes) <= MANY_FULL_TILES:
+    tiles, side = (len(boxes), boxes[0].bottom - boxes[0].top) if boxes else _full_tiles(image, tile)
+    if tiles <= MANY_FULL_TILES:
         return None
-    side = boxes[0].bottom - boxes[0].top
-    cut = (f"images into over {MANY_FULL_TILES} tiles, e.g. {named} ({shape[0]}x{shape[1]}) into {len(boxes)} "
+    cut = (f"images into over {MANY_FULL_TILES} tiles, e.g. {named} ({shape[0]}x{shape[1]}) into {tiles} "
            f"tiles of {side} px a side" if named and shape else
-           f"this {shape[0]}x{shape[1]} image into {len(boxes)} tiles of {side} px a side" if shape else
-           f"a square image into {len(boxes)} tiles ({tile} px a side at {WORKING_HEIGHT} rows)")  # fmt: skip
-    default = default_full_tiles(image) if default is None else default
-    if len(boxes) <= default:  # (the model is no cause: one at 512 cuts it as finely)
-        square = len(_full_boxes((WORKING_HEIGHT, WORKING_HEIGHT), tile))
+           f"this {shape[0]}x{shape[1]} image into {tiles} tiles of {side} px a side" if shape else
+           f"a square image into {tiles} tiles ({tile} px a side at {WORKING_HEIGHT} rows)")  # fmt: skip
+    default = default_full_tiles(image)
+    if tiles <= default:  # (the model is no cause: one at 512 cuts it as finely)
+        square = _full_tiles((WORKING_HEIGHT, WORKING_HEIGHT), tile)[0]
         return (f"full mode cuts {cut}, each its own network run and WLS solve, where a square image takes {square}: "
                 f"the tiles are squares of {tile} px at {WORKING_HEIGHT} rows, scaled to the image's height (at most "
                 f"its width), so an image this elongated takes many; {asked('mode', 'spine')} enhances the spine's two "
