@@ -75,6 +75,15 @@ def test_new_run_refuses_an_existing_checkpoint_and_a_changed_config(tmp_path):
     with pytest.raises(FileExistsError, match=r"holds a checkpoint: call train\(\) again with resume=True to go on, or "
                                               "use a new folder$"):  # (from Python: no --resume to add)
         train([str(data)], str(tmp_path / "run"), small, progress=False, log=lambda m: None)
+    from xvertfast._text import cli_running
+
+    wider = TrainConfig(**{**small.__dict__, "width": 8})
+    with cli_running(["resume", "init", "lr", "width"]), pytest.raises(ValueError) as cli:  # not finished
+        train([str(data)], str(tmp_path / "run"), wider, resume=True, progress=False, log=lambda m: None)
+    # (it offered a new RUN_DIR with --init of this run's model, which --init refuses: a model of width 4)
+    assert "--resume with a different configuration than the checkpoint's (--width 4 -> 8); resume with the run's " \
+           "settings (only --lr may change), or start a new RUN_DIR from scratch (--init takes only a model of the " \
+           "same --width)" in str(cli.value), cli.value
     train([str(data)], str(tmp_path / "run"), small, resume=True, progress=False, log=lambda m: None)
     # a finished run has nothing to resume: said so, with where its model is (not "add --resume")
     with pytest.raises(FileExistsError, match="holds a finished run") as finished:
@@ -83,21 +92,22 @@ def test_new_run_refuses_an_existing_checkpoint_and_a_changed_config(tmp_path):
     # (from Python: it was told "use a new RUN_DIR with --init MODEL", an option train() has not)
     assert f"train into a new run folder with init={str(tmp_path / 'run' / 'model')!r} in its TrainConfig" in \
         str(finished.value) and "--init" not in str(finished.value), finished.value
-    changed = TrainConfig(**{**small.__dict__, "width": 8})
-    with pytest.raises(ValueError, match="resume=True with a different configuration") as info:
+    # finished: it was told to "resume with the run's settings", and, for --width 8, to train into a new RUN_DIR
+    # with --init of its model, which --init refuses (a model of width 4): a model is offered only for settings
+    # it does not fix
+    model = tmp_path / "run" / "model"
+    changed = TrainConfig(**{**small.__dict__, "batch_size": 1})
+    with pytest.raises(ValueError) as info:
         train([str(data)], str(tmp_path / "run"), changed, resume=True, progress=False, log=lambda m: None)
-    # (from Python: it was told "only --lr may change", "a new RUN_DIR" and "--init MODEL", which train() has not)
-    assert f"only lr may change), or train into a new run folder with init=" \
-        f"{str(tmp_path / 'run' / 'model')!r} in its TrainConfig (this run's weights, once it has them)" in \
-        str(info.value), info.value
-    assert "--" not in str(info.value) and "RUN_DIR" not in str(info.value), info.value
-    from xvertfast._text import cli_running
-
-    with cli_running(["resume", "init", "lr"]), pytest.raises(ValueError) as cli:  # the CLI's words, as before
-        train([str(data)], str(tmp_path / "run"), changed, resume=True, progress=False, log=lambda m: None)
-    assert "--resume with a different configuration than the checkpoint's (" in str(cli.value) and \
-        "); resume with the run's settings (only --lr may change), or train into a new RUN_DIR with --init " \
-        f"{tmp_path / 'run' / 'model'} (this run's weights, once it has them)" in str(cli.value), cli.value
+    # (from Python: not "only --lr may change", "a new RUN_DIR" and "--init MODEL", which train() has not)
+    assert str(info.value) == f"{tmp_path / 'run'}: the run has finished (all 1 stage trained): nothing to resume; its " \
+        f"model is {model}; to train with other settings (batch_size 2 -> 1), train into a new run folder with " \
+        f"init={str(model)!r} in its TrainConfig", info.value
+    with cli_running(["resume", "init", "lr", "width"]), pytest.raises(ValueError) as cli:  # the CLI's words
+        train([str(data)], str(tmp_path / "run"), wider, resume=True, progress=False, log=lambda m: None)
+    assert str(cli.value) == f"{tmp_path / 'run'}: the run has finished (all 1 stage trained): nothing to resume; its " \
+        f"model is {model}; to train with other settings (--width 4 -> 8), start a new RUN_DIR from scratch (--init " \
+        "takes only a model of the same --width)", cli.value
 
 
 @needs_cxr_dev
@@ -812,6 +822,8 @@ def test_a_refused_resume_names_the_settings_as_train_s_options():
                for option in action.option_strings}  # fmt: skip
     assert {f"--{key.replace('_', '-')}" for key in _OPTIONS} <= options
     assert _OPTIONS <= set(TrainConfig.__dataclass_fields__)
+    # and every setting that is an option of train is in _OPTIONS (one added to both was said by its field's name)
+    assert {key for key in TrainConfig.__dataclass_fields__ if f"--{key.replace('_', '-')}" in options} == _OPTIONS
 
 
 def test_a_diverged_run_goes_on_with_a_lower_lr(tmp_path, monkeypatch, capsys):

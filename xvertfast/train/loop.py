@@ -589,6 +589,31 @@ def _changed_images(run_dir: str, paths: list[str], detail: str) -> _OtherRun:
                      "preprocessing the others)")  # fmt: skip
 
 
+#: The settings of :class:`TrainConfig` that a run started from a model (``init``) takes from it: its stages'.
+_FIXED_BY_A_MODEL = ("width", "depth", "upsample", "lam", "alpha", "eps")
+
+
+def _other_settings(run_dir: str, saved: dict, before: dict, now: dict) -> _OtherRun:
+    """The refusal of a resume whose settings ``now`` are not the run's (``before``; ``saved``: its
+    state). A finished run has nothing to resume: said first, where "resume with the run's settings" was;
+    a new run from its model (--init) is offered only where no setting a model fixes changed: --init
+    refused the new width it was offered for."""
+    model = os.path.join(run_dir, "model")
+    changes = settings_changes(_settings_said({**before, "lr": now["lr"]}), _settings_said(now))
+    fixed = [key for key in _FIXED_BY_A_MODEL if before.get(key) != now.get(key)]
+    if fixed:
+        anew = (f"start a new {_run_dir_said()} from scratch ({asked('init')} takes only a model of the "
+                f"same {' and '.join(_settings_said(dict.fromkeys(fixed)))})")  # fmt: skip
+    else:
+        anew = _train_anew_from(model)
+    if position(saved)[0] > before.get("stages", math.inf):  # every stage trained
+        return _OtherRun(f"{run_dir}: the run has finished (all {count(before['stages'], 'stage')} trained): nothing "
+                         f"to resume; its model is {model}; to train with other settings ({changes}), {anew}")  # fmt: skip
+    return _OtherRun(f"{run_dir}: {asked('resume', True)} with a different configuration than the checkpoint's "
+                     f"({changes}); resume with the run's settings (only {asked('lr')} may change), or {anew}"
+                     + ("" if fixed else " (this run's weights, once it has them)"))  # fmt: skip
+
+
 def _train_anew_from(model: str) -> str:
     """How to train on from a run's ``model`` (its weights) in a new run, in the words of who asked:
     --init from the CLI, ``init=`` in a new TrainConfig from Python (train() has no options)."""
@@ -1078,12 +1103,7 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
                 lr_changes.append(_lr_change(saved, before["lr"], now["lr"], log))
             before["lr"] = now["lr"]
         if before != now:
-            model = os.path.join(run_dir, "model")
-            changes = settings_changes(_settings_said({**before, "lr": now["lr"]}), _settings_said(now))
-            raise _OtherRun(f"{run_dir}: {asked('resume', True)} with a different configuration than the checkpoint's "
-                             f"({changes}); resume with the run's settings (only "
-                             f"{asked('lr')} may change), or {_train_anew_from(model)} (this run's weights, once it "
-                             "has them)")  # fmt: skip
+            raise _other_settings(run_dir, saved, before, now)
         if saved.get("init", init_key) != init_key:  # (checkpoints from before it was recorded: not checked)
             raise _OtherRun(f"{run_dir}: {asked('resume', True)} with {asked('init', config.init)}, whose weights "
                              f"are not those the run started from (fingerprint {str(saved['init'])[:12]}... then, "
