@@ -699,9 +699,8 @@ def test_a_small_evaluate_run_tests_by_image_and_a_rerun_keeps_it(tmp_path, seed
     clahe = next(r for r in csv.DictReader(open(tmp_path / "r" / "summary.csv")) if r["method"] == "clahe")
     k, p = _image_test(rows, "clahe", "identity", "entropy", clean=False)
     assert (int(clahe["n_images"]), float(clahe["p_value_by_image"])) == (3, pytest.approx(p))
-    # (the by-image tests' table: the last one "paired by image" before the best-per-metric table,
-    # whose own paragraph pairs by image too)
-    assert "| clahe | " in first["summary.md"].decode().split("## Best mean per metric")[0].split("paired by image")[-1]
+    # (the by-image tests' table: the best-per-metric table, whose own paragraph pairs by image too, is before it)
+    assert "| clahe | " in first["summary.md"].decode().split("## p-values paired by image")[1].split("\n## ")[0]
     capsys.readouterr()
     assert main(args) == 0  # every image from the journal: the same report, with no --restart
     assert "--restart" not in capsys.readouterr().err

@@ -53,6 +53,16 @@ def test_the_best_mean_follows_each_metrics_direction_and_is_tested_against_the_
     assert by[("farbman", "entropy")]["p_vs_next_by_image"] == "" and by[("farbman", "entropy")]["next_best"] == ""
 
 
+def test_the_best_table_follows_the_all_rois_table_it_ranks(tmp_path):
+    """A reader looks for the winner beside the means it ranks: the table came after the p-value tables."""
+    run = _run({"clahe": [0.3 + 0.02 * i for i in range(8)]}, metrics=("entropy",))
+    out = write_report(run, str(tmp_path / "r"), "identity")
+    md = open(out["summary.md"], encoding="utf-8").read()
+    headings = [line for line in md.splitlines() if line.startswith("## ")]
+    assert [h.split(" (")[0] for h in headings[:4]] == ["## After z-score outlier removal", "## All ROIs",
+                                                      "## Best mean per metric", "## p-values paired by ROI"]
+
+
 def test_equal_means_are_no_clear_best_and_share_their_rank(tmp_path):
     # clahe's gains sum to 0: its mean is identity's, though it differs on every image
     run = _run({"clahe": [0.5, -0.5, 0.25, -0.25, 0.5, -0.5, 0.25, -0.25]}, metrics=("entropy",))

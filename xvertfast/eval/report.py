@@ -512,6 +512,8 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_imag
                              f"(n={r['n' + suffix]})")  # fmt: skip
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         lines.append("")
+    if best and len(run.methods) > 1:  # beside the all-ROIs table it ranks, not after the p-values (one method: no rank)
+        lines += _best_lines(best, decimals)
     if compare_to:
         header = ["| method | " + " | ".join(map(_header, run.metrics)) + " |", "|---|" + "---|" * len(run.metrics)]
         lines += ["## p-values paired by ROI (after outlier removal)", "", *header]
@@ -550,8 +552,6 @@ def _markdown(run: EvalRun, records: list[dict], compare_to: str | None, by_imag
                       "(two-sided exact test): there the test cannot show a difference.", ""]  # fmt: skip
         if tested:  # after the notes above, which are the p-value tables' (a table of its own, with its legend)
             lines += _for_paper_lines(run, compare_to, images, for_paper)
-    if best and len(run.methods) > 1:  # after the tests against compare_to, which come first (one method: no rank)
-        lines += _best_lines(best, decimals)
     if run.notes:
         lines += ["## Notes: methods that leave part of the ROIs original, metrics not computed on some ROIs or "
                   "set there by a floor of the metric, and image warnings (decoding, polarity)", ""]
