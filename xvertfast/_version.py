@@ -6,11 +6,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "code_digest", "NOT_SCORING", "SCORING_LIBRARIES", "DECODERS", "library_versions",
-           "BACKEND_LIBRARIES", "backend_library_versions"]
+           "BACKEND_LIBRARIES", "backend_library_versions", "library_of"]
 
 #: The package's files (paths under it, "/"-separated) that cannot change a score an evaluation
 #: records, left out of :func:`code_digest`: an edit of one (a typo in the command line's help) let
@@ -79,17 +80,28 @@ def library_versions() -> dict[str, str | None]:
     return versions
 
 
-#: The module that computes XVertNet's outputs under each backend but torch's (``compile`` is
-#: torch's too, and its Triton kernels come with torch's pinned Triton): an evaluation that ran
-#: one records its version beside :data:`SCORING_LIBRARIES`', as another may score otherwise.
-BACKEND_LIBRARIES = {"onnxruntime": "onnxruntime", "tensorrt": "tensorrt"}
+#: The module that computes XVertNet's outputs under each backend but torch's: an evaluation that
+#: ran one records its version beside :data:`SCORING_LIBRARIES`', as another may score otherwise.
+#: ``compile``'s is Triton, whose kernels Inductor writes for a GPU (for the CPU it writes C++):
+#: torch's wheel pins a Triton, but pip installs another beside it with a warning.
+BACKEND_LIBRARIES = {"onnxruntime": "onnxruntime", "tensorrt": "tensorrt", "compile": "triton"}
+
+
+def library_of(name: str) -> str:
+    """The module of :data:`BACKEND_LIBRARIES` that the distribution ``name`` is a build of, by a word of
+    its name (onnxruntime-gpu and onnxruntime-directml are onnxruntime's, tensorrt-cu12 TensorRT's,
+    pytorch-triton Triton's); any other name is its own library. Two builds were two libraries, one
+    removed and one installed, so an evaluation resumed across a switch between them unsaid."""
+    words = re.split(r"[-_.]", name.lower())
+    return next((module for module in BACKEND_LIBRARIES.values() if module in words), name)
 
 
 def backend_library_versions(backends) -> dict[str, str | None]:
     """The version of the library of each of ``backends`` (names; those of
     :data:`BACKEND_LIBRARIES`), by its distribution's name (onnxruntime-gpu's is not onnxruntime's:
     a refusal's pip command names the one installed): its module's own ``__version__``, what ran
-    (TensorRT may be installed without pip's metadata). The backend imported it already."""
+    (TensorRT may be installed without pip's metadata). The backend imported it already, but for
+    Triton, which compile imports as it compiles (None where it cannot: torch says why then)."""
     import importlib
     import importlib.metadata
 
@@ -100,7 +112,10 @@ def backend_library_versions(backends) -> dict[str, str | None]:
             name = module
         except importlib.metadata.PackageNotFoundError:
             name = (importlib.metadata.packages_distributions().get(module) or [module])[0]
-        versions[name] = getattr(importlib.import_module(module), "__version__", None)
+        try:
+            versions[name] = getattr(importlib.import_module(module), "__version__", None)
+        except ImportError:
+            versions[name] = None
     return versions
 
 

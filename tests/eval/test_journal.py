@@ -362,23 +362,9 @@ def test_a_rerun_after_an_onnxruntime_upgrade_under_its_backend_is_refused_with_
     is (the journal recorded the backend's name alone, and the scores of both versions were mixed).
     Under torch's backend it is not recorded: it computes nothing there."""
     import json
-    from types import SimpleNamespace
-
-    import xvertfast.eval.evaluate as evaluate
 
     ort = pytest.importorskip("onnxruntime")
-
-    class Enhancer:
-        device, dtype, model = torch.device("cpu"), torch.float32, None
-
-        def __init__(self, backend):
-            self.backend = SimpleNamespace(name=backend)
-
-    def settings(backend):
-        built = {"xvertnet": SimpleNamespace(enhancer=Enhancer(backend))}
-        return evaluate._settings(["xvertnet"], built, ["entropy"], None, {})
-
-    monkeypatch.setattr(evaluate, "fingerprint", lambda model: "weights")
+    settings = _backend_settings(monkeypatch)
     assert "onnxruntime" not in settings("torch")["libraries"]
     monkeypatch.setattr(ort, "__version__", "1.19.2")
     Journal(str(tmp_path), settings("onnxruntime")).close()
@@ -392,6 +378,70 @@ def test_a_rerun_after_an_onnxruntime_upgrade_under_its_backend_is_refused_with_
     assert "libraries that compute the scores were upgraded or downgraded since these scores were made: " \
            "onnxruntime '1.19.2' -> '1.20.1'" in said, said  # fmt: skip
     assert "reinstall onnxruntime 1.19.2 that made them (pip install 'onnxruntime==1.19.2') to resume" in said, said
+
+
+def _backend_settings(monkeypatch):
+    """evaluate's settings of one xvertnet method run under a backend (by name) on a device (by kind)."""
+    from types import SimpleNamespace
+
+    import xvertfast.eval.evaluate as evaluate
+
+    class Enhancer:
+        dtype, model = torch.float32, None
+
+        def __init__(self, backend, device):
+            self.backend, self.device = SimpleNamespace(name=backend), torch.device(device)
+
+    def settings(backend, device="cpu"):
+        built = {"xvertnet": SimpleNamespace(enhancer=Enhancer(backend, device))}
+        return evaluate._settings(["xvertnet"], built, ["entropy"], None, {})
+
+    monkeypatch.setattr(evaluate, "fingerprint", lambda model: "weights")
+    return settings
+
+
+def test_a_switch_to_another_build_of_the_backends_library_is_refused_as_an_upgrade(tmp_path, monkeypatch):
+    """onnxruntime and onnxruntime-gpu install one module under two names: each was recorded by its
+    own, so a resume across the switch (on a GPU another execution provider computes the outputs)
+    found one library removed and one installed, both let through, and mixed the two's scores."""
+    import xvertfast.eval.evaluate as evaluate
+    from xvertfast._version import library_of
+
+    installed = {"onnxruntime": "1.19.2"}
+    monkeypatch.setattr(evaluate, "backend_library_versions", lambda backends: dict(installed))
+    settings = _backend_settings(monkeypatch)
+    Journal(str(tmp_path), settings("onnxruntime", "cuda")).close()
+    installed = {"onnxruntime-gpu": "1.19.2"}  # the same version, another build
+    with pytest.raises(ValueError) as refused:
+        Journal(str(tmp_path), settings("onnxruntime", "cuda"))
+    said = str(refused.value)
+    assert "were upgraded, downgraded or replaced by another build since these scores were made: onnxruntime " \
+           "'1.19.2' -> onnxruntime-gpu '1.19.2'" in said, said  # fmt: skip
+    assert "reinstall onnxruntime 1.19.2 that made them (pip uninstall onnxruntime-gpu, then pip install " \
+           "'onnxruntime==1.19.2') to resume" in said, said  # fmt: skip
+    installed = {"onnxruntime": "1.19.2"}  # switched back: resumes
+    Journal(str(tmp_path), settings("onnxruntime", "cuda")).close()
+    assert [library_of(name) for name in ("onnxruntime-directml", "tensorrt-cu12", "pytorch-triton", "triton",
+                                          "pylibjpeg-libjpeg")] == [
+        "onnxruntime", "tensorrt", "triton", "triton", "pylibjpeg-libjpeg"]  # fmt: skip
+
+
+def test_compile_on_a_gpu_records_tritons_version(monkeypatch):
+    """Inductor's kernels for a GPU are Triton's, which pip may upgrade apart from torch (with a warning
+    that torch pins another): recorded for compile on a GPU, not on the CPU (C++ there)."""
+    import sys
+    from types import SimpleNamespace
+
+    from xvertfast._version import library_of
+
+    monkeypatch.setitem(sys.modules, "triton", SimpleNamespace(__version__="3.1.0"))
+    settings = _backend_settings(monkeypatch)
+
+    def tritons(libraries):
+        return [version for name, version in libraries.items() if library_of(name) == "triton"]
+
+    assert tritons(settings("compile", "cuda")["libraries"]) == ["3.1.0"]
+    assert tritons(settings("compile", "cpu")["libraries"]) == tritons(settings("torch", "cuda")["libraries"]) == []
 
 
 def test_cli_interrupted_says_the_same_command_resumes(tmp_path, seed, capsys, monkeypatch):

@@ -239,12 +239,13 @@ def _settings(specs, built: dict, metrics, centres: dict | None, enhancer_kwargs
     centres are not among them: each image's are journalled with it, so a rerun with one row
     edited scores that image again and takes the others from the journal."""
     methods = []  # each with the label its rows carry: a rerun that adds or drops methods keeps the others' rows
-    backends = []  # onnxruntime's, TensorRT's version: they compute the network's outputs, as torch's does
+    backends = []  # onnxruntime's, TensorRT's, Triton's version: they compute the network's outputs, as torch's does
     for spec, (label, method) in zip(specs, built.items()):
         enhancer, folder = getattr(method, "enhancer", None), getattr(method, "folder", None)
         if enhancer is not None:  # what it runs on, resolved ("auto" is bf16 on a GPU, fp32 on the CPU), not as asked
             backend = enhancer.backend.name  # built first: its precision may differ from the planned one
-            backends.append(backend)
+            if backend != "compile" or enhancer.device.type == "cuda":  # (compile on the CPU runs C++, no Triton)
+                backends.append(backend)
             runs = {"device": enhancer.device.type, "precision": str(enhancer.dtype).replace("torch.", ""),
                     "backend": backend}  # fmt: skip
             others = {k: v for k, v in enhancer_kwargs.items() if k not in ("device", "precision", "backend")}

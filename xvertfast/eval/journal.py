@@ -29,7 +29,7 @@ import numpy as np
 
 from xvertfast._pickled_errors import said_alone
 from xvertfast._text import asked, count, from_cli
-from xvertfast._version import DECODERS
+from xvertfast._version import DECODERS, library_of
 from xvertfast.eval._report_files import _failed_on
 from xvertfast.io.files import file_state
 from xvertfast.io.read import sniff_format
@@ -106,14 +106,28 @@ def _libraries(settings) -> dict:
     return libraries if isinstance(libraries, dict) else {}
 
 
+def _recorded(before: dict, name: str) -> tuple[str, str] | None:
+    """The (distribution, version) that ``before`` (recorded libraries) holds of ``name``'s library:
+    ``name``'s own, else another build's of it (onnxruntime for onnxruntime-gpu:
+    :func:`~xvertfast._version.library_of`); None where neither is recorded installed."""
+    if before.get(name) is not None:
+        return name, before[name]
+    library = library_of(name)
+    return next(((other, version) for other, version in before.items()
+                 if other != name and version is not None and library_of(other) == library), None)  # fmt: skip
+
+
 def _moved(previous, now: dict) -> list[str]:
-    """The libraries that compute the scores installed now at another version than the one recorded
-    (scikit-image's CLAHE, scipy's filters may score otherwise). One installed or removed since is
-    not: an image that failed for want of it (pydicom, imagecodecs, as its error said to install) is
-    scored once it is there, the others were read without it."""
+    """The libraries that compute the scores installed now (by the names ``now`` records them under)
+    at another version than the one recorded (scikit-image's CLAHE, scipy's filters may score
+    otherwise), or as another build of it (onnxruntime-gpu for onnxruntime: another execution
+    provider may run on a GPU, whatever the versions). One installed or removed since is not: an image that
+    failed for want of it (pydicom, imagecodecs, as its error said to install) is scored once it is
+    there, the others were read without it."""
     before, after = _libraries(previous), _libraries(now)
     return [name for name in after
-            if before.get(name) is not None and after[name] is not None and before[name] != after[name]]  # fmt: skip
+            if (was := _recorded(before, name)) is not None and after[name] is not None
+            and was != (name, after[name])]  # fmt: skip
 
 
 #: Every library of :data:`~xvertfast._version.DECODERS`: the others (numpy, scipy, scikit-image,
@@ -183,26 +197,32 @@ def _refusal(previous, retired: list, now: dict, moved: list[str]) -> tuple[str,
     if code is None and not moved:
         return rest, "run with the recorded settings to resume, "
     before, after = _libraries(previous), _libraries(now)
-    versions = {name: str(before[name]) for name in moved}  # (the versions recorded: the pip command's)
-    libraries = ("libraries that compute the scores were upgraded or downgraded since these scores were made: "
-                 + ", ".join(f"{name} {before[name]!r} -> {after[name]!r}" for name in moved)) if moved else None
+    recorded = {name: _recorded(before, name) for name in moved}
+    versions = {was: str(version) for was, version in recorded.values()}  # (the versions recorded: the pip command's)
+    switched = [name for name, (was, _) in recorded.items() if was != name]
+    how = "upgraded, downgraded or replaced by another build" if switched else "upgraded or downgraded"
+    libraries = (f"libraries that compute the scores were {how} since these scores were made: "
+                 + ", ".join(f"{was} {version!r} -> {'' if was == name else name + ' '}{after[name]!r}"
+                             for name, (was, version) in recorded.items())) if moved else None  # fmt: skip
     said = ", ".join(f"{name} {version}" for name, version in versions.items())
     made = " and ".join(part for part in ("the xvertfast" if code else "", said) if part)
     also = " and run with the recorded settings" if rest else ""
     return ("; ".join(c for c in (code, libraries, rest) if c),
-            f"reinstall {made} that made them{_installs(versions)}{also} to resume, ")
+            f"reinstall {made} that made them{_installs(versions, switched)}{also} to resume, ")
 
 
-def _installs(versions: dict[str, str]) -> str:
+def _installs(versions: dict[str, str], switched: list[str] = ()) -> str:
     """The pip command that puts back the recorded ``versions`` of libraries, in brackets: " (pip
     install 'scikit-image==0.24.0')"; a local version (torch's 2.5.1+cpu) is a build from its
-    maker's own index, which pip must be given."""
+    maker's own index, which pip must be given. ``switched``: the builds installed in place of a
+    recorded one (onnxruntime-gpu for onnxruntime), uninstalled first: both install one module."""
     if not versions:
         return ""
     pins = " ".join(f"'{name}=={version}'" for name, version in versions.items())
     local = [f"{name} {version}" for name, version in versions.items() if "+" in version]
     index = f", with --index-url of the index that gave {' and '.join(local)}" if local else ""
-    return f" (pip install {pins}{index})"
+    first = f"pip uninstall {' '.join(switched)}, then " if switched else ""
+    return f" ({first}pip install {pins}{index})"
 
 
 def _centres_listed(rois: list, files: list[str]) -> dict[str, list[float]]:
