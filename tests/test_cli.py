@@ -56,6 +56,15 @@ def test_every_command_documents_its_exit_codes():
         assert code in said, code
 
 
+def test_the_batch_commands_help_say_a_job_stopped_at_its_lost_log_exits_1():
+    """enhance and preprocess exit 1 where their log is lost (stderr closed, `|& head -1`; its
+    file's disk full) and the job stops with inputs left: preprocess's --help said so, enhance's
+    named failures, the disk and --report alone, so a script could not tell from it what 1 meant."""
+    for name in ("enhance", "preprocess"):
+        said = " ".join(subcommands()[name].format_help().split())
+        assert "the job's log lost (stderr closed)" in said.split("Exit code")[1].split(", 2 ")[0], name
+
+
 def test_every_device_option_says_what_auto_picks_and_evaluate_says_what_pictures_counts(monkeypatch):
     """--device listed "auto, cpu, cuda, cuda:1, ..." without saying what auto is; evaluate's --pictures
     said "images shown side by side", not where."""

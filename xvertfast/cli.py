@@ -1358,9 +1358,9 @@ $((TASK_ID + 1))/N). Bad files are reported and skipped. A DICOM file that is no
 image (a PACS export's presentation states, reports, key objects) is passed over
 and counted apart ("2 not images (PR 1, SR 1)"), not failed. Exit code: 0 all
 done, 1 some failed, nothing was found, nothing found was an image (no DICOM
-file holds one), the disk filled (or went read-only) or the --report could not
-be written, 2 the job could not start, 130 interrupted,
-143 stopped by SIGTERM, 129 by SIGHUP.
+file holds one), the disk filled (or went read-only), the job's log lost
+(stderr closed) or the --report could not be written, 2 the job could not
+start, 130 interrupted, 143 stopped by SIGTERM, 129 by SIGHUP.
 
 --format same keeps each input's kind: 8-bit PNG/JPEG -> 8-bit PNG, deeper PNG
 -> 16-bit PNG at the source's bit depth, TIFF -> float TIFF, DICOM -> derived
