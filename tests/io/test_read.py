@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import math
@@ -1970,6 +1971,43 @@ def test_a_dicom_cut_within_its_file_meta_header_is_called_truncated(tmp_path, w
         warnings.simplefilter("ignore")  # (pydicom's, of a cut UID)
         with pytest.raises(ImageReadError, match=rf"cut\.dcm: {said(len(data[:cut]), data)}"):
             read_image(tmp_path / "cut.dcm")
+
+
+_CR = b"1.2.840.10008.5.1.4.1.1.1"  # (CR Image Storage, as make_dicom writes it in the file meta and the data set)
+
+
+@pytest.mark.parametrize("tag, preamble", [(b"\x02\x00\x02\x00", True), (b"\x02\x00\x10\x00", True),
+                                           (b"\x02\x00\x10\x00", False), (b"\x08\x00\x16\x00", True)],
+                         ids=["media storage sop class", "transfer syntax", "transfer syntax, no preamble",
+                              "sop class"])  # fmt: skip
+def test_a_dicom_cut_within_a_uid_is_refused_without_pydicoms_invalid_value_warning(tmp_path, tag, preamble):
+    # cut after "1.2.840.10008." (a UID ends in no dot): pydicom's "Invalid value for VR UI: '1.2.840.10008.'.
+    # Please see <https://dicom.nema.org/...> for allowed values for each VR." was printed beside the
+    # refusal saying the file is cut short
+    make_dicom(tmp_path / "full.dcm", np.zeros((8, 8), np.uint16))
+    data = (tmp_path / "full.dcm").read_bytes()[0 if preamble else 128 :]
+    cut = data.index(tag + b"UI") + 8 + len(b"1.2.840.10008.")
+    (tmp_path / "cut.dcm").write_bytes(data[:cut])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ImageReadError, match=r"cut\.dcm: truncated or corrupt DICOM: "):
+            read_image(tmp_path / "cut.dcm")
+    assert not [str(w.message) for w in caught]
+
+
+def test_an_invalid_uid_the_file_is_not_cut_within_is_still_warned_of(tmp_path):
+    # (only the value a cut file ends in is left out): a whole file's invalid UID, and one's before its cut
+    make_dicom(tmp_path / "full.dcm", np.zeros((8, 8), np.uint16))
+    data = (tmp_path / "full.dcm").read_bytes().replace(_CR + b"\0", _CR + b".", 1)  # (its file meta's)
+    (tmp_path / "whole.dcm").write_bytes(data)
+    (tmp_path / "cut.dcm").write_bytes(data[: data.index(b"\xe0\x7f\x10\x00OW")])  # (before its pixel data)
+    for name, refused in (("whole.dcm", False), ("cut.dcm", True)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with pytest.raises(ImageReadError, match="no pixel data") if refused else contextlib.nullcontext():
+                read_image(tmp_path / name)
+        assert [str(w.message).split(". Please see")[0] for w in caught] == \
+            [f"{tmp_path / name}: Invalid value for VR UI: '{_CR.decode()}.'"]  # fmt: skip
 
 
 def test_dicom_jpeg2000_lossless_round_trip(tmp_path, seed):

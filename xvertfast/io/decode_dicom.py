@@ -7,13 +7,14 @@ them, where other reader threads run meanwhile (:mod:`~xvertfast.io.dicom_codecs
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import io
 import os
 import re
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -30,8 +31,13 @@ def read_dicom(path: str, max_pixels: int, notes: list[str]):
     """pydicom's parts take turns (WarningsNamingTheFile); a JPEG 2000, JPEG-LS or lossless JPEG
     frame is decoded between them, where other readers can run meanwhile (:mod:`~xvertfast.io.dicom_codecs`)."""
     try:
-        with WarningsNamingTheFile(path, stacklevel=4):  # (the caller of read_image)
-            ds, syntax, codestream = _parse_dicom(path, max_pixels, notes)
+        with WarningsNamingTheFile(path, stacklevel=4) as warned:  # (the caller of read_image)
+            try:
+                ds, syntax, codestream = _parse_dicom(path, max_pixels, notes)
+            except ImageReadError as exc:
+                if not isinstance(exc, NotAnImage):
+                    warned.leave_out(_about_its_last_value(path))
+                raise
         source = codestream.source if codestream is not None else None
         sized = codestream is not None and (codestream.rows, codestream.cols) == (ds.get("Rows"), ds.get("Columns"))
         with dicom_codecs.decoded_ahead(ds, syntax, source, sized), WarningsNamingTheFile(path, stacklevel=4):
@@ -40,6 +46,34 @@ def read_dicom(path: str, max_pixels: int, notes: list[str]):
         if "Unknown Value Representation" not in str(exc):
             raise
         raise ImageReadError(path, f"corrupt DICOM header: {exc}") from None
+
+
+#: pydicom's words for a value its VR does not allow (pydicom.valuerep's validators), the value as
+#: Python writes it: "Invalid value for VR UI: '1.2.840.'. Please see <...> for allowed values ...".
+_INVALID_VALUE = re.compile(r"Invalid value for VR [A-Z]{2}: (?P<value>.+?)\.(?: Please see |$)")
+
+
+def _about_its_last_value(path: str) -> Callable[[str], bool]:
+    """Whether a warning of pydicom's calls a value invalid that the file's last bytes are (NUL
+    and space padding aside): the value of the element the file is cut within. A file cut within
+    a UID ("1.2.840.10008.", its trailing dot not allowed) had pydicom's "Invalid value for VR
+    UI" printed beside the refusal that says the file is cut short: the one problem, said twice,
+    the first time in words that send the user to the DICOM standard's table of VRs."""
+    with open(path, "rb") as f:
+        f.seek(max(0, os.fstat(f.fileno()).st_size - 1024))
+        end = f.read().rstrip(b"\0 ")
+
+    def said(message: str) -> bool:
+        found = _INVALID_VALUE.search(message)
+        try:
+            value = ast.literal_eval(found["value"]) if found else None
+        except (ValueError, SyntaxError):
+            return False
+        if isinstance(value, str):
+            value = value.encode("latin-1", "replace")
+        return isinstance(value, bytes) and bool(value) and end.endswith(value)
+
+    return said
 
 
 #: Media Storage Directory Storage: the SOP class of a DICOMDIR.
