@@ -452,6 +452,27 @@ def test_a_jobs_check_for_many_tiles_says_the_same_counted_or_cut(monkeypatch):
             assert f"e.g. in/x.png (64x96) into {len(prep.boxes)} tiles of " in note, note
 
 
+def test_the_check_for_many_tiles_makes_no_tiles_to_count_them(monkeypatch):
+    """A full-mode job asks, of each image, how many tiles a model at 512 cuts it into, and a model's
+    note counts a square image's: each made the image's list of tiles only to take its length (a
+    strip's hundreds, thousands at small tiles). Counted from the grid now: no list is made but
+    the one enhance cuts the image by (prep.boxes)."""
+    from xvertfast.infer import batch
+    from xvertfast.infer import enhancer as enhancer_module
+
+    strip, tile = (100, 3000), 96
+    prep = types.SimpleNamespace(pixels=np.zeros(strip, np.float32), boxes=enhancer_module._full_boxes(strip, tile))
+
+    def made(shape, tile):
+        raise AssertionError(f"tiles of {shape} made at {tile} px to be counted")
+
+    monkeypatch.setattr(enhancer_module, "_full_boxes", made)
+    assert enhancer_module.default_full_tiles(strip) > enhancer_module.MANY_FULL_TILES
+    said, note = batch._many_tiles_of(tile, "in/x.png", prep)
+    assert f"this 100x3000 image into {len(prep.boxes)} tiles" in said and note is None, (said, note)
+    assert "a square image into 441 tiles" in enhancer_module.many_full_tiles(64)  # (the model's note)
+
+
 def test_a_job_says_once_where_the_model_alone_cuts_some_images_into_many_tiles(tmp_path, seed, monkeypatch):
     """A model trained at roi_size=96 cuts a square image into 196 tiles (under 200: no job note) and
     each landscape 2048 x 2500 one into 252: each got its own warning, worded of the model. Said once
