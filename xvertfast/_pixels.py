@@ -64,8 +64,9 @@ def shape_hint(shape, name: str = "pixels") -> str:
     read_image), or axes of length 1 (``[1, H, W]``, ``[H, W, 1]``, a network's ``[1, 1, H, W]``);
     they were refused as "got shape (512, 512, 3)" alone. Or a stack of images ``[N, H, W]``
     (channels first looks the same), to be given one at a time; of 3 or 4 it may be RGB(A) channels
-    first (torchvision's), told the colour route too. "" for any other shape. ``name``: the
-    argument as the caller passed it (the metrics' ``img``, ``reference``, ``test``)."""
+    first (torchvision's), told the colour route too, as is a batch of them, ``[N, 3, H, W]``
+    (:func:`_colour_first_batch`). "" for any other shape. ``name``: the argument as the caller
+    passed it (the metrics' ``img``, ``reference``, ``test``)."""
     shape = tuple(int(n) for n in shape)
     if channels_last(shape) == "a grey image with alpha":
         return f" (a grey image with alpha, channels last: give its grey channel [H, W], {name}[..., 0])"
@@ -73,6 +74,12 @@ def shape_hint(shape, name: str = "pixels") -> str:
         return f" (a colour image, channels last: give one channel [H, W]; {_LUMINANCE})"
     if len(shape) > 2 and sum(n > 1 for n in shape) == 2:
         return f" (one image with axes of length 1: give {name}.squeeze())"
+    if _colour_first_batch(shape):  # (torchvision's batch, of one image too: refused with its shape alone)
+        if shape[0] == 1:
+            return (f" (a colour image with its channels first, in a batch of one: give one channel [H, W], "
+                    f"{name}[0, 0]; {_LUMINANCE})")  # fmt: skip
+        return (f" (a batch of {shape[0]} colour images with their channels first: give one channel [H, W] of one "
+                f"at a time, {name}[i, 0]; {_LUMINANCE})")  # fmt: skip
     # (a notebook's batch, or torchvision's [C, H, W]: refused alone)
     if len(shape) == 3 and min(shape) > 1 and not _channels_last_too(shape):
         if shape[0] in (3, 4):  # (pixels[i] of RGB enhanced R, G and B as three images)
@@ -81,6 +88,14 @@ def shape_hint(shape, name: str = "pixels") -> str:
         return f" (a stack of {shape[0]} images, or one with its channels first: give one [H, W] at a time, {name}[i])"
     return ""
 
+
+def _colour_first_batch(shape) -> bool:
+    """Whether ``shape`` reads as a batch of colour images with their channels first, ``[N, 3, H, W]``
+    or ``[N, 4, H, W]`` (torchvision's, a DataLoader's), each more than 1 row and, as for
+    :func:`channels_last`, more than 4 columns: narrower, it is a batch of images 3 or 4 rows
+    high with their channels last as much."""
+    shape = tuple(int(n) for n in shape)
+    return len(shape) == 4 and shape[1] in (3, 4) and shape[2] > 1 and shape[3] > 4
 
 
 def _channels_last_too(shape) -> bool:
@@ -105,8 +120,12 @@ def not_finite(who: str, bad: int, name: str = "pixels") -> str:
 def batch_shape_hint(shape, name: str = "pixels") -> str:
     """:func:`shape_hint` for a function that takes a batch ``[B, H, W]`` too (wls, preprocess), of
     a shape neither ``[H, W]`` nor ``[B, H, W]``: a network's ``[B, 1, H, W]`` as well, which was
-    refused with its shape alone."""
+    refused with its shape alone, and a batch of colour images channels first given as a batch
+    (one at a time is :func:`shape_hint`'s word, for a function that takes one image)."""
     shape = tuple(int(n) for n in shape)
+    if _colour_first_batch(shape):
+        return (f" (a batch of colour images with their channels first [B, {shape[1]}, H, W]: give one channel "
+                f"[B, H, W], {name}[:, 0]; {_LUMINANCE})")  # fmt: skip
     if not (hint := shape_hint(shape, name)) and len(shape) == 4 and shape[1] == 1:
         hint = f" (a batch of one-channel images [B, 1, H, W]: give {name}[:, 0])"
     return hint

@@ -71,13 +71,19 @@ STACK = "a stack of 2 images, or one with its channels first: give one [H, W] at
 #: (torchvision's RGB was told to give pixels[i], one at a time: R, G and B enhanced as three images)
 RGB_FIRST = ("a stack of 3 images: give one [H, W] at a time, pixels[i]; or a colour image with its channels first: "
              "give one channel [H, W], not each as an image; xvertfast.io.read_image gives a colour file's luminance")
+#: (torchvision's batch of RGB, a DataLoader's or one image's unsqueeze(0), was told the shape alone)
+RGB_BATCH = ("a batch of 2 colour images with their channels first: give one channel [H, W] of one at a time, "
+             "pixels[i, 0]; xvertfast.io.read_image gives a colour file's luminance")
+RGB_BATCH_OF_ONE = ("a colour image with its channels first, in a batch of one: give one channel [H, W], pixels[0, 0]; "
+                    "xvertfast.io.read_image gives a colour file's luminance")
 
 
 @pytest.mark.parametrize("shape, hint", [((40, 40, 3), COLOUR), ((40, 40, 4), COLOUR), ((40, 40, 2), GREY_ALPHA),
                                          ((1, 40, 40), SQUEEZE), ((40, 40, 1), SQUEEZE), ((1, 1, 40, 40), SQUEEZE),
                                          ((2, 40, 40), STACK), ((3, 40, 40), RGB_FIRST),
                                          ((4, 40, 40), RGB_FIRST.replace("3 images", "4 images")),
-                                         ((2, 40, 40, 3), None)])
+                                         ((1, 3, 40, 40), RGB_BATCH_OF_ONE), ((2, 4, 40, 40), RGB_BATCH),
+                                         ((2, 3, 40, 4), None), ((2, 40, 40, 3), None)])
 def test_one_image_in_another_layout_is_told_how_to_give_it(tmp_path, shape, hint):
     """The functions that take one [H, W] image refused an RGB array (PIL, imageio), a network's
     [1, 1, H, W] or a stack of images with "got shape (40, 40, 3)" alone, where preprocess and wls said

@@ -229,6 +229,21 @@ def test_a_network_s_batch_of_one_channel_images_is_told_how_to_give_it(seed):
     assert preprocess(maps[:, 0]).xp.shape == (3, 12, 10)  # what the message asks for
 
 
+def test_a_batch_of_colour_images_with_their_channels_first_is_told_how_to_give_it(seed):
+    # torchvision's [B, 3, H, W] (a DataLoader's batch, ToTensor()'s image unsqueezed) was refused with its shape alone
+    from xvertfast.ops import wls
+
+    rgb = np.random.default_rng(seed).random((2, 3, 12, 10)).astype(np.float32)
+    said = (r"got shape \(2, 3, 12, 10\) \(a batch of colour images with their channels first \[B, 3, H, W\]: give one "
+            r"channel \[B, H, W\], {}\[:, 0\]; xvertfast\.io\.read_image gives a colour file's luminance\)$")
+    for pixels in (rgb, torch.from_numpy(rgb)):
+        with pytest.raises(ValueError, match=r"^preprocess: pixels must be \[H, W\] or \[B, H, W\], " + said.format("pixels")):
+            preprocess(pixels)
+        with pytest.raises(ValueError, match=r"^wls: image must be \[H, W\] or \[B, H, W\], " + said.format("image")):
+            wls(pixels)
+    assert preprocess(rgb[:, 0]).xp.shape == (2, 12, 10)  # what the message asks for
+
+
 def test_pixels_off_the_unit_scale_are_refused_not_clipped(seed):
     # a raw 8-bit array was clipped to a near-binary image (2 distinct values) without a word
     raw = (np.random.default_rng(seed).random((64, 48)) * 255).astype(np.uint8)
