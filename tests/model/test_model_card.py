@@ -133,15 +133,16 @@ def _summary(scores_csv: str, compare_to: str, by_image: bool = False) -> list[d
 
 
 def test_the_shipped_summary_follows_from_the_shipped_scores():
-    """Every cell of summary.csv, the tests paired by image, their Holm adjustment and the
-    Hodges-Lehmann intervals included, and no column of its own beside them."""
+    """Every cell of summary.csv, the tests paired by image, their Holm adjustment, the
+    Hodges-Lehmann intervals and the best mean's columns included, and no column of its own beside them."""
     import math
 
-    from xvertfast.eval.report import summarise_differences
+    from xvertfast.eval.report import _best_columns, summarise_best, summarise_differences
 
     by_roi, by_image = _summary("scores.csv", "xvertnet"), _summary("scores.csv", "xvertnet", by_image=True)
     for_paper = summarise_differences(_scored("scores.csv"), "xvertnet", by_image)
-    summary = [{**r, **i, **d} for r, i, d in zip(by_roi, by_image, for_paper)]
+    best = _best_columns(by_roi, summarise_best(_scored("scores.csv"), by_roi))  # (the best mean's table's columns)
+    summary = [{**r, **i, **d, **b} for r, i, d, b in zip(by_roi, by_image, for_paper, best)]
     shipped = _read_csv("summary.csv")
     assert len(summary) == len(shipped) and set(summary[0]) == set(shipped[0])
     for mine, theirs in zip(summary, shipped):
