@@ -4,6 +4,7 @@ them, so they named the thread pool's (concurrent/futures/thread.py) and no file
 from __future__ import annotations
 
 import importlib
+import json
 import threading
 import warnings
 
@@ -194,3 +195,30 @@ def test_the_many_tiles_note_names_the_first_such_image_in_input_order_whatever_
     assert summary.done == 3 and later_read.is_set()
     texts = [str(w.message) for w in said if "tiles" in str(w.message)]
     assert texts == summary.notes == [many_full_tiles(256, (64, 96), named=str(src / "b_wide.png"))], texts
+
+
+def test_a_resumed_runs_report_keeps_the_warnings_of_the_images_an_earlier_run_enhanced(tmp_path, seed, capsys):
+    """A job done over several runs: each run's --report listed the images done before as skipped
+    with no warnings, so only the last run's warnings were in any report (a bone-dark image enhanced
+    on Monday looked fine in Tuesday's). The ledger keeps each output's warnings for the runs after."""
+    from xvertfast.cli import main
+    from xvertfast.io.job_folder import LEDGER_FILE
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.round((1 - chest_like(seed, 96, 96)) * 255).astype(np.uint8)).save(src / "bone_dark.png")
+    model = save_model(XVertNet([XVertNetStage(4, 2), XVertNetStage(4, 2)]), tmp_path / "model",
+                       extra={"training": {"config": {"roi_size": TILE}}})  # fmt: skip
+    out, report = tmp_path / "out", tmp_path / "run.json"
+    common = [str(src), "-o", str(out), "--model", str(model), "-q"]
+    assert main(["enhance", *common]) == 0  # the first run
+    first = capsys.readouterr()
+    assert "1 done (1 with warnings)" in first.out and "looks inverted" in first.err
+    kept = [w for line in (out / LEDGER_FILE).read_text().splitlines() if (w := json.loads(line).get("warnings"))]
+    assert len(kept) == 1 and len(kept[0]) == 1 and "looks inverted" in kept[0][0], kept
+    assert main(["enhance", *common, "--report", str(report)]) == 0  # the next: all done already
+    second = capsys.readouterr()
+    assert "0 done, 1 skipped" in second.out and "looks inverted" not in second.err  # (said by the run that gave it)
+    body = json.loads(report.read_text())
+    assert [(r["status"], r["warnings"]) for r in body["files"]] == [("skipped", kept[0])]
+    assert (body["summary"]["warned"], body["summary"]["skipped_warned"]) == (0, 1)

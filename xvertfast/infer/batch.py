@@ -79,7 +79,9 @@ class FileRecord:
     status: str
     error: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)  #: e.g. converted to luminance, looks inverted
+    #: e.g. converted to luminance, looks inverted; of an input skipped as done, those the run that
+    #: enhanced it gave (its ledger line keeps them; none where an earlier xvertfast made it, whose lines did not)
+    warnings: list[str] = field(default_factory=list)
     kind: str | None = None  #: what a not_image input is (its Modality of no image, PR, SR, KO; else its object's name)
 
     def __setattr__(self, name: str, value) -> None:
@@ -152,8 +154,14 @@ class BatchSummary:
 
     @property
     def warned(self) -> list[FileRecord]:
-        """The records of inputs with warnings (looks inverted, a spine in doubt, ...)."""
-        return [r for r in self.records if r.warnings]
+        """The records of inputs this job warned of (looks inverted, a spine in doubt, ...); not those
+        skipped as done, whose warnings an earlier run gave (:attr:`skipped_warned`)."""
+        return [r for r in self.records if r.warnings and r.status != "skipped"]
+
+    @property
+    def skipped_warned(self) -> list[FileRecord]:
+        """The records of inputs skipped as done whose warnings the run that enhanced them gave."""
+        return [r for r in self.records if r.warnings and r.status == "skipped"]
 
     @property
     def not_processed(self) -> int:
@@ -460,9 +468,10 @@ def _description(settings: dict) -> str:
 
 
 def _compose_and_write(enhancer, rad: Radiograph, prep, tiles, out: str, fmt: str, description: str,
-                       job: JobFolder, stat, centres: list[float] | None = None) -> tuple[dict, list[str]]:  # fmt: skip
+                       job: JobFolder, stat, centres: list[float] | None = None,
+                       warnings: list[str] | None = None) -> tuple[dict, list[str]]:  # fmt: skip
     """Blends and writes an image's output: its timings, and a warning for each earlier output of its
-    input that was removed from another place."""
+    input that was removed from another place. ``warnings``: the image's, kept on its ledger line."""
     t0 = time.perf_counter()
     pixels = enhancer.compose(prep, tiles)
     t1 = time.perf_counter()
@@ -480,7 +489,8 @@ def _compose_and_write(enhancer, rad: Radiograph, prep, tiles, out: str, fmt: st
     except BaseException:  # not made: recorded so (left "writing", status counted it in flight or killed), and
         job.abandoned(rad.path, [out])  # an earlier output being redone goes, as a failed input gets none
         raise
-    removed = job.finished(rad.path, out, stat, sole=True, centres=centres) or []  # (an earlier --format's output of it goes)
+    removed = job.finished(rad.path, out, stat, sole=True, centres=centres,
+                           warnings=warnings) or []  # (an earlier --format's output of it goes)
     # one at another place than this one's (the input reached another way: its folder given, not the one
     # above it) is said: a rerun of part of an archive into its OUT would move outputs without a word
     moved = [f"{rad.path}: its earlier output {old} was removed: this run writes it as {out} (the input was given "
@@ -623,7 +633,7 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
             spread over the job, into this PNG (:func:`xvertfast.infer.preview.write_preview`);
             those whose image this call warned of (looks inverted, a spine in doubt, too little
             contrast; not a note of how it was read) come first, spread over where more than
-            8. Inputs skipped as done carry no warnings, so they are not put first.
+            8. Inputs skipped as done are not put first (their warnings are an earlier run's).
         shard: do only this part of the inputs, beside the other shards' jobs writing into the
             same ``out_dir`` at the same time (:mod:`xvertfast.io.shards`); give each its own
             ``report`` and ``preview``.
@@ -849,7 +859,7 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
         for f, out in planned:
             state, why = job.state(f.path, out, centres(f))
             if state == "done":
-                summary.records.append(FileRecord(f.path, out, "skipped"))
+                summary.records.append(FileRecord(f.path, out, "skipped", warnings=job.warnings_of(out)))
             elif state == "refuse":  # a missing input is said missing, not as a clash with what its output path
                 # holds (an @list's relative paths run from another folder: 'holds the output of another input')
                 why = input_problem(f) or f"{f.path}: {why}"
@@ -1040,7 +1050,7 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
                         break
                     rec = FileRecord(f.path, out, "running", seconds=seconds, warnings=warnings)
                     writes[writers.submit(contextvars.copy_context().run, write, enhancer, rad, prep, result, out,
-                                          fmt, description, job, stat, centres(f))] = rec  # fmt: skip (as the reads)
+                                          fmt, description, job, stat, centres(f), warnings)] = rec  # fmt: skip (as the reads)
                 drain_writes()
             if summary.stopped is not None:  # stopping anyway (a full disk): a signal held meanwhile counts, as ever
                 deliver(held)
@@ -1129,7 +1139,8 @@ def _write_report(path: str, summary: BatchSummary, enhancer, settings: dict) ->
                     "dry_run": summary.dry_run, "planned": summary.planned,
                     "found_in_all_shards": summary.found_all, "found": summary.found, "done": summary.done, "skipped": summary.skipped,
                     "failed": len(summary.failed), "not_images": summary.not_images,
-                    "warned": len(summary.warned), "stopped": summary.stopped,
+                    "warned": len(summary.warned), "skipped_warned": len(summary.skipped_warned),
+                    "stopped": summary.stopped,
                     "not_processed": summary.not_processed,
                     "seconds": summary.seconds, "images_per_second": summary.images_per_second,
                     "notes": summary.notes, "cwd": summary.cwd},  # fmt: skip

@@ -5,8 +5,9 @@ folder so that a rerun resumes safely. For a job named ``JOB``:
   format, precision; for preprocess: the WLS parameters). A rerun with other settings is
   refused unless it overwrites.
 - ``.xvertfast-JOB-outputs.jsonl``: the ledger, a line for every output the job writes,
-  naming its input (path, size, modification time) and the settings. The line that starts
-  an output is on disk before the output's rename, so a file at an output path that the
+  naming its input (path, size, modification time) and the settings (an output finished:
+  also what the job warned of its image, where it did, for the report of a rerun that skips
+  it). The line that starts an output is on disk before the output's rename, so a file at an output path that the
   ledger does not name was not written by xvertfast: an original, or another tool's file.
   Such a file is never counted as done and never replaced, even with ``--overwrite``.
   A rerun skips an output only where the ledger says it was finished from the same input,
@@ -1597,7 +1598,8 @@ class JobFolder:
             if _moved_here(entry.get("input"), entry.get("stat"), identity, stat):
                 if entry.get("state") == "done" and entry.get("settings") == self.key:  # recorded at its new
                     # path (with what it was made with), so that a later edit there is redone, not refused
-                    self.finished(input_path, out, stat, adopted=True, centres=entry.get("centres"))
+                    self.finished(input_path, out, stat, adopted=True, centres=entry.get("centres"),
+                                  warnings=entry.get("warnings"))  # fmt: skip
                     entry = self._ledger[self._rel(out)]
             elif not self.overwrite:
                 return "refuse", (f"{out} holds the output of another input, {entry.get('input')} "
@@ -1619,6 +1621,12 @@ class JobFolder:
         leads now: by the path, another job's files in a folder swapped in (``ln -sfn c2 latest``)
         were taken for outputs of an earlier version in this one, and recorded in its ledger."""
         return _mode(out, False, self._dir_fd, os.path.abspath(self.out_dir)) is not None
+
+    def warnings_of(self, out: str) -> list[str]:
+        """The warnings the run that made ``out`` gave of its image, as its ledger line keeps them
+        (:meth:`finished`); none where it gave none, or was an xvertfast before lines kept them."""
+        warnings = (self._ledger.get(self._rel(out)) or {}).get("warnings")
+        return [w for w in warnings if isinstance(w, str)] if isinstance(warnings, list) else []
 
     def recorded(self, out: str) -> bool:
         """Whether the ledger names ``out`` (written, or started, by a job of this kind)."""
@@ -1669,8 +1677,12 @@ class JobFolder:
                       "settings": self.key}, durable=True)  # fmt: skip
 
     def finished(self, input_path: str, out: str, stat: list[int] | None, sole: bool = False,
-                 adopted: bool = False, centres: list[float] | None = None) -> list[str]:  # fmt: skip
+                 adopted: bool = False, centres: list[float] | None = None,
+                 warnings: list[str] | None = None) -> list[str]:  # fmt: skip
         """Called once ``out`` is complete; ``stat``: the input's, as it was planned from;
+        ``warnings``: what the job warned of the image as it made ``out`` (looks inverted, ...), kept
+        on its line (where any) so that a later run that skips it as done can report them
+        (:meth:`warnings_of`): its --report listed such an input without them;
         ``centres``: the ROI centres it was made at where they were given (not the ones found):
         a job settings file records none of them (a CSV edited for a few images is no other job),
         so each output's line does, and :meth:`state` redoes it where they change.
@@ -1685,6 +1697,7 @@ class JobFolder:
         with self._write_lock:
             self._add({"output": rel, "input": identity, "state": "done", "settings": self.key, "stat": stat,
                        **({"centres": centres} if centres is not None else {}),
+                       **({"warnings": list(warnings)} if warnings else {}),
                        **({ADOPTED: True} if adopted else {})}, durable=False)  # fmt: skip
             removed = []
             if not sole or self._moved() is not None:
