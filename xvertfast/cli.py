@@ -786,7 +786,9 @@ def _print_running(folder: str, status) -> None:
     if stopped:
         shard = {f" --shard {led.shard}" if led.shard else "" for led in stopped}
         shard = shard.pop() if len(shard) == 1 else " [--shard K/N]" if "" in shard else " --shard K/N"
-        _print(f"  to resume one that stopped, run its command again: xvertfast {status.job} INPUT ... -o "
+        onces = {resumes_once(led.stop) for led in stopped}  # (", once the disk has room", as a command's line)
+        once = onces.pop() if len(onces) == 1 else ""  # (stopped for different reasons: each row says why)
+        _print(f"  to resume one that stopped{once}, run its command again: xvertfast {status.job} INPUT ... -o "
                f"{folder}{shard} (its inputs and options as first given: they are not recorded here, and other "
                "settings are refused); it skips what is done and redoes what was started and not finished")  # fmt: skip
     if any(led.running is None for led in status.ledgers):

@@ -98,6 +98,8 @@ def test_a_run_started_from_python_has_no_command_and_status_gives_the_template(
     said = _status_lines(out, capsys)
     assert "stopped" in said and "(the disk is full)" in said
     assert f"xvertfast enhance INPUT ... -o {out} (" in said  # the template: its inputs are not recorded
+    # what must change first, as a recorded command's line says it ("to resume ..., once the disk has room: ...")
+    assert "  to resume one that stopped, once the disk has room, run its command again: xvertfast enhance" in said
     # a shell glob of 30 000 files: a line of megabytes in a ledger of small lines; not recorded
     globbed = shlex.join(["xvertfast", "enhance", *(f"/archive/{i:06d}.dcm" for i in range(30000)), "-o", str(out)])
     JobFolder(str(out), SETTINGS, False, command=globbed).close()
@@ -643,6 +645,18 @@ def test_a_run_the_full_disk_stopped_is_said_so_where_its_ledger_cannot_take_its
     assert "  to resume the job without --shard, once the disk has room: xvertfast enhance in -o out\n" in said, said
     JobFolder(str(out), SETTINGS, False, command="xvertfast enhance in -o out").close()  # the next run, killed
     assert job_status(str(out), "enhance").ledgers[0].stop == "killed, or its node lost"  # (not the run's before)
+
+
+def test_a_run_its_full_log_stopped_while_planning_resumes_once_the_disk_has_room(tmp_path, capsys):
+    """enhance records a stop before its first image as "... while planning": status's resume line
+    left out ", once the disk has room" for such a stop (its log on a full disk), which it gives
+    for the same stop later in the job."""
+    out = tmp_path / "out"
+    job = JobFolder(str(out), SETTINGS, False, command="xvertfast enhance in -o out")
+    job.ended("its log could not be written (the disk is full) while planning", found=3)
+    job.close()
+    said = _status_lines(out, capsys)
+    assert "  to resume the job without --shard, once the disk has room: xvertfast enhance in -o out\n" in said, said
 
 
 @pytest.mark.parametrize("said_to_take_fds", [False, True])

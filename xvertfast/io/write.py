@@ -252,7 +252,10 @@ def resumes_once(why: str | None) -> str:
     ``why`` can write, for the end of a line that gives that command; "" where nothing must. A job the
     full disk stopped was told only that the same command resumes it, which, run at once, stops again.
     ``why`` is a stop below, or ends with one in brackets: "its log could not be written (the disk is
-    full)" (:class:`~xvertfast.io.job_folder.JobLog`'s, whose log file found the disk full)."""
+    full)" (:class:`~xvertfast.io.job_folder.JobLog`'s, whose log file found the disk full); either
+    may be followed by " while planning", as an enhance job's ledger records a stop before its first
+    image (status gave its command without the room it needs)."""
+    why = why.removesuffix(" while planning") if why is not None else None
     for stop, once in ((DISK_FULL, "the disk has room"), (READ_ONLY, "the folder is writable again")):
         if why is not None and (why == stop or why.endswith(f" ({stop})")):
             return f", once {once}"
