@@ -451,8 +451,9 @@ def _enhance(args: argparse.Namespace) -> int:
         _print(f"report: {summary.report}")
     if summary.preview:
         _print(f"preview: {summary.preview}")
-    if summary.stopped:
-        _print(summary.stop_line(), file=sys.stderr)  # last: on a long job the log's lines have scrolled away
+    if summary.stopped:  # last: on a long job the log's lines have scrolled away
+        if not _print(summary.stop_line(), file=sys.stderr):  # (its disk full: the summary line's stdout says why)
+            _print(summary.stop_line())
         return 130 if summary.stopped == "interrupted" else 1
     if summary.interrupted_at_end:  # (130, or 143 for SIGTERM: a script's next step must not run)
         _print("interrupted once every image was processed: the job is complete", file=sys.stderr)
@@ -2010,12 +2011,31 @@ class _LinesKept(argparse.RawDescriptionHelpFormatter):
         return [wrapped for line in text.splitlines() for wrapped in wrap(line, width)]
 
 
-def _print(*values, file=None) -> None:
+def _print(*values, file=None) -> bool:
     """print() for the CLI's lines on stdout and stderr (``file``): a write that fails is marked
-    with the descriptor it wrote to (:func:`_writing`)."""
+    with the descriptor it wrote to (:func:`_writing`); a line stderr's full disk cannot take is
+    dropped (:func:`_log_full`): False then."""
     stream = sys.stdout if file is None else file
-    with _writing(stream):
+    with _log_full(stream) as kept, _writing(stream):
         print(*values, file=stream)
+    return kept[0]
+
+
+@contextlib.contextmanager
+def _log_full(stream):
+    """Drops a line on stderr that its file's disk cannot take (``2> /full/log``; the list it gives
+    says whether it was written): a batch job stops as its log is lost
+    (:class:`~xvertfast.io.job_folder.JobLog`) and records why in its ledger, and the lines after its
+    summary raised a traceback, which could not be written either, in place of its exit code."""
+    kept = [True]
+    try:
+        yield kept
+    except OSError as exc:
+        from xvertfast.io.write import disk_full
+
+        if stream is not sys.stderr or not disk_full(exc):
+            raise
+        kept[0] = False
 
 
 @contextlib.contextmanager
@@ -2045,7 +2065,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     from tqdm import tqdm
 
     text = f"warning: {message}" if issubclass(category, UserWarning) else f"warning ({category.__name__}): {message}"
-    with _writing(file or sys.stderr):
+    with _log_full(file or sys.stderr), _writing(file or sys.stderr):
         tqdm.write(text, file=file or sys.stderr)
 
 

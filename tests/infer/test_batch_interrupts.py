@@ -397,6 +397,32 @@ def test_a_log_closed_during_the_job_stops_it_as_a_full_disk_does_and_the_same_c
     assert (again.stopped, again.skipped, again.done, len(again.failed)) == (None, 0, 3, 0), again.records
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full, a file whose every write finds no room")
+def test_a_cli_job_whose_stderr_is_on_a_full_disk_ends_with_its_exit_code_and_says_why_on_stdout(tmp_path, model_dir,
+                                                                                                capsys, monkeypatch,
+                                                                                                seed):  # fmt: skip
+    """`xvertfast enhance in -o out 2> /full/log`: the job stopped as its log was lost, as it should,
+    but the lines after its summary (the stop line, on stderr) raised OSError out of the command, a
+    traceback that could not be written either; the stop was said nowhere. It ends with its exit
+    code now, and the stop line, which stderr cannot take, goes after the summary line on stdout."""
+    import contextlib
+    import sys
+
+    src, out = _inputs(tmp_path, seed, 1), tmp_path / "out"
+    full = open("/dev/full", "w", buffering=1)  # (line-buffered, as Python's stderr is)
+    try:
+        monkeypatch.setattr(sys, "stderr", full)
+        code = main(["enhance", str(src), "-o", str(out), "--model", str(model_dir)])
+    finally:
+        monkeypatch.undo()
+        with contextlib.suppress(OSError):  # (what the bar left unflushed finds no room either)
+            full.close()
+    said = capsys.readouterr().out
+    assert code == 1
+    assert "stopped early: its log could not be written (the disk is full)" in said and "once the disk has room" in said
+    assert job_status(str(out), "enhance").ledgers[0].ended == "stopped"
+
+
 def test_a_progress_bar_whose_stream_is_closed_stops_the_job_as_its_log_does(tmp_path, model_dir, seed, monkeypatch):
     """The progress bar writes to the stderr the log's lines go to: closed (`|& head -1`), tqdm
     raised BrokenPipeError as the bar was made (it absorbs EIO alone), past the job's log: the job
