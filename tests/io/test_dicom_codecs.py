@@ -774,6 +774,40 @@ def test_a_codestream_deeper_than_bits_stored_is_read_and_scaled_at_its_depth(tm
         "values reach 16383, past the 4095 BitsStored holds: read as decoded, at" in rad.notes[0], rad.notes
 
 
+@pytest.mark.parametrize("syntax", [J2K_LOSSLESS, JPEG_LOSSLESS_SV1, JPEG_LS_LOSSLESS])
+def test_an_overlay_embedded_above_bits_stored_in_a_deeper_codestream_is_left_out(tmp_path, seed, syntax):
+    # 12-bit values with an overlay plane in bit 13 of their words (group 6000 says so), compressed at
+    # 16 bits: read deeper than BitsStored, the overlay's box burnt in at 8192 and more, the anatomy
+    # squeezed into a third of the range; uncompressed, the same words read from their low 12 bits
+    import imagecodecs
+    import pydicom
+
+    values = random_values(seed, 12, False)
+    words = values.copy()
+    words[5:15, 5:25] |= 1 << 13
+    codestream = (imagecodecs.jpeg2k_encode(words.astype(np.uint16), level=0, codecformat="J2K")
+                  if syntax == J2K_LOSSLESS else jpeg_ls(words, 16) if syntax == JPEG_LS_LOSSLESS
+                  else lossless_jpeg(words, 16, 1))  # fmt: skip
+    encapsulated_dicom(tmp_path / "o.dcm", values, syntax, [codestream], bits=12)
+    ds = pydicom.dcmread(tmp_path / "o.dcm")
+    for element, vr, value in ((0x0010, "US", values.shape[0]), (0x0011, "US", values.shape[1]), (0x0040, "CS", "G"),
+                               (0x0050, "SS", [1, 1]), (0x0100, "US", 16), (0x0102, "US", 13)):  # fmt: skip
+        ds.add_new(0x60000000 | element, vr, value)
+    ds.save_as(tmp_path / "o.dcm")
+    rad = read_image(tmp_path / "o.dcm", warn=False)
+    np.testing.assert_array_equal(rad.values, values)
+    assert rad.bits_stored == 12 and full_range(rad) == (0, 4095)
+    assert rad.notes == [f"{tmp_path / 'o.dcm'}: its {_KIND[syntax]} codestream's 16-bit samples hold an overlay "
+                         "embedded above BitsStored 12 (overlay 6000 in bit 13): read from the low 12 bits, the "
+                         "overlay left out"]  # fmt: skip
+    ds[0x60000100].value = 1  # (an overlay of its own OverlayData, not in the pixel data: read deeper, as before)
+    ds.save_as(tmp_path / "o.dcm")
+    assert read_image(tmp_path / "o.dcm", warn=False).bits_stored == 16
+
+
+_KIND = {J2K_LOSSLESS: "JPEG 2000", JPEG_LOSSLESS_SV1: "JPEG", JPEG_LS_LOSSLESS: "JPEG-LS"}
+
+
 @pytest.mark.parametrize("syntax", [J2K_LOSSLESS, JPEG_LOSSLESS_SV1])
 def test_a_signed_codestream_deeper_than_bits_stored_is_read_and_scaled_at_its_depth(tmp_path, seed, syntax):
     # 14-bit signed values under BitsStored 12: pydicom kept a lossless JPEG's low 12 bits (another

@@ -623,6 +623,13 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
         photometric = "MONOCHROME2"
     if arr.ndim != 2:
         raise ImageReadError(path, f"expected a single-frame grayscale image, decoded shape {arr.shape}")
+    overlays = _embedded_overlays(ds, bits, deeper) if deeper is not None else []
+    if overlays:  # (its bits above BitsStored are declared no pixel values: masked, as native words are)
+        arr = _low_bits(ds, arr.view(np.dtype(f"u{arr.dtype.itemsize}")), path)
+        notes.append(f"{path}: its {codestream.kind} codestream's {deeper}-bit samples hold an overlay embedded above "
+                     f"BitsStored {bits} ({', '.join(overlays)}): read from the low {bits} bits, the overlay left "
+                     "out")  # fmt: skip
+        deeper = None
     signed = _dicom_int(ds, "PixelRepresentation", 0, path) == 1 and arr.dtype.kind == "i"
     read_deeper = False
     if deeper is not None and arr.size:
@@ -848,6 +855,26 @@ def _said_while_decoding(ds, **values) -> Iterator[None]:
                 setattr(ds, keyword, said[keyword])
             elif keyword in ds:
                 delattr(ds, keyword)
+
+
+def _embedded_overlays(ds, bits: int, precision: int) -> list[str]:
+    """The overlays the header embeds in the bits of a codestream's ``precision``-bit samples above
+    BitsStored, as "overlay 6000 in bit 13": an overlay group (60xx) whose OverlayBitsAllocated is
+    not 1 and whose OverlayBitPosition lies there (PS3.3 C.9.2, retired: a plane of graphics or
+    text kept in the pixel data's unused bits). A codestream keeps them where it was written at the
+    words' depth, and such a frame was read deeper than BitsStored: the overlay burnt into the
+    image at 2**13 and more, its anatomy squeezed into a fraction of the range; uncompressed, the
+    same words read from the low BitsStored bits (pydicom's masking)."""
+    found = []
+    for group in range(0x6000, 0x6020, 2):
+        try:
+            allocated = int(ds[(group << 16) | 0x0100].value)
+            position = int(ds[(group << 16) | 0x0102].value)
+        except (KeyError, TypeError, ValueError):  # (none, an empty or damaged one: no overlay said to be there)
+            continue
+        if allocated != 1 and bits <= position < precision:
+            found.append(f"overlay {group:04X} in bit {position}")
+    return found
 
 
 def _needs_deeper(syntax, top: int, bits: int) -> bool:
