@@ -39,12 +39,41 @@ def test_pairs_are_drawn_side_by_side_under_their_names(tmp_path, seed):
     sheet_path = tmp_path / "sheet.png"
     assert write_preview(pairs, str(sheet_path), height=64) == [p[0] for p in pairs]
     sheet = np.asarray(Image.open(sheet_path))
-    first_in, first_out = _thumb(pairs[0][0], 64), _thumb(pairs[0][1], 64)
+    first_in, first_out = _thumb(pairs[0][0], 64)[0], _thumb(pairs[0][1], 64, stored=True)[0]
     x, y = _GAP, _GAP + _LABEL
     np.testing.assert_array_equal(sheet[y : y + 64, x : x + first_in.width], np.asarray(first_in))
     x2 = x + first_in.width + _GAP
     np.testing.assert_array_equal(sheet[y : y + 64, x2 : x2 + first_out.width], np.asarray(first_out))
     assert sheet.shape[0] == 2 * (64 + _LABEL + 2 * _GAP)  # 3 pairs, 2 a row
+
+
+def test_an_output_is_drawn_on_its_file_s_scale_so_a_greyed_out_one_looks_grey(tmp_path, seed):
+    # min-max scaled, an output the model greyed out (full mode's 51..186 of 255 for the default
+    # model) was drawn with its input's contrast: the sheet hid the problem it is there to show
+    from PIL.PngImagePlugin import PngInfo
+
+    img = chest_like(seed, 48, 40)
+    unit = (img - img.min()) / (img.max() - img.min())
+    src = tmp_path / "in.png"
+    Image.fromarray(np.round(unit * 255).astype(np.uint8)).save(src)
+    deep = tmp_path / "in12.png"  # a 12-bit input in a bare 16-bit PNG
+    Image.fromarray(np.round(unit * 4095).astype(np.uint16)).save(deep)
+    grey = 0.4 + 0.2 * unit  # the outputs: 0.4..0.6 of their scale
+    outs = {"out8.png": (src, np.round(grey * 255).astype(np.uint8), None),
+            "out12.png": (deep, np.round(grey * 4095).astype(np.uint16), "12"),  # as png16 records its depth
+            "bare12.png": (deep, np.round(grey * 4095).astype(np.uint16), None)}  # none: the input's depth
+    for name, (_, values, bits) in outs.items():
+        info = PngInfo()
+        if bits:
+            info.add_text("xvertfast bits stored", bits)
+        Image.fromarray(values).save(tmp_path / name, pnginfo=info)
+    for name, (given, _, _) in outs.items():
+        sheet = tmp_path / f"sheet_{name}"
+        write_preview([(str(given), str(tmp_path / name))], str(sheet), height=48)
+        drawn = np.asarray(Image.open(sheet), dtype=int)[_GAP + _LABEL : _GAP + _LABEL + 48]
+        before, after = drawn[:, _GAP : _GAP + 40], drawn[:, 2 * _GAP + 40 : 2 * _GAP + 80]
+        assert before.min() <= 5 and before.max() >= 250, name  # the input as read: its full contrast
+        assert 0.4 * 255 - 2 <= after.min() and after.max() <= 0.6 * 255 + 2, (name, after.min(), after.max())
 
 
 def test_unreadable_pairs_are_left_out_and_none_at_all_is_an_error(tmp_path, seed):
@@ -121,7 +150,7 @@ def test_an_input_listed_as_monochrome1_is_drawn_bone_bright(tmp_path, model_dir
     sheet = tmp_path / "look.png"
     assert main(["enhance", f"@{listing}", "-o", str(tmp_path / "out"), "--model", str(model_dir), "-q",
                  "--preview", str(sheet)]) == 0  # fmt: skip
-    as_stored = np.asarray(_thumb(str(src), 320), dtype=int)
+    as_stored = np.asarray(_thumb(str(src), 320)[0], dtype=int)
     top = _GAP + _LABEL
     drawn = np.asarray(Image.open(sheet), dtype=int)[top : top + 320, _GAP : _GAP + as_stored.shape[1]]
     assert np.abs(drawn - (255 - as_stored)).max() <= 2  # the negative, up to two roundings to 8 bits

@@ -3,7 +3,8 @@
 An archive job writes thousands of files; opening them one by one is how a
 problem (a wrong polarity, a model that greys everything out) goes unseen.
 :func:`write_preview` draws up to ``count`` input/output pairs spread evenly over
-the job into one PNG, each pair labelled with its file name; those whose image the job warned
+the job into one PNG, each pair labelled with its file name, each output on its file's own
+scale, as a viewer shows it (a greyed-out output looks grey); those whose image the job warned
 of come first, as they are the ones to look at. Pillow only: it
 works wherever the batch job does.
 """
@@ -17,8 +18,10 @@ import unicodedata
 import numpy as np
 
 from xvertfast._checks import whole_number
-from xvertfast.io import read_image
+from xvertfast.io import Radiograph, read_image
+from xvertfast.io.decode_common import FLOAT_SCALE_SLACK
 from xvertfast.io.files import first_same_file
+from xvertfast.io.read import full_range, stored_as_floats
 from xvertfast.io.write import atomic_write
 
 __all__ = ["write_preview", "is_preview", "sheet_name_problem", "PREVIEW_COUNT", "THUMB_HEIGHT"]
@@ -186,13 +189,30 @@ def _distinct(labels: list[str], suffixes: list[str], width: float, length) -> l
     return fitted
 
 
-def _thumb(path: str, height: int, photometric: str | None = None):
+def _as_stored(rad: Radiograph, depth_hint: int | None) -> np.ndarray:
+    """``rad`` on its file's own scale (:func:`~xvertfast.io.read.full_range`: 0 and 255 black and
+    white in an 8-bit PNG, 0 and 4095 in a 12-bit one, [0, 1] in a float TIFF), as a viewer shows
+    it: min-max scaled, an output that the model greyed out (full mode's 51..186 of 255) was drawn
+    with all the contrast of its input, the problem the sheet is there to show hidden. Floats past
+    [0, 1] have no known scale: min-max. ``depth_hint``: the input's bits, for a file that records none."""
+    values = np.asarray(rad.values, dtype=np.float64)
+    if stored_as_floats(rad) and (values.min() < -FLOAT_SCALE_SLACK or values.max() > 1 + FLOAT_SCALE_SLACK):
+        return rad.pixels
+    lo, hi = full_range(rad, depth_hint=depth_hint)
+    return np.clip((values - lo) / (hi - lo), 0.0, 1.0)
+
+
+def _thumb(path: str, height: int, photometric: str | None = None, stored: bool = False,
+           depth_hint: int | None = None):  # fmt: skip
+    """``path``'s image ``height`` px high, and its bit depth: as read (min-max scaled, as the model
+    is given it), or ``stored``: on its file's own scale (:func:`_as_stored`), as an output is seen."""
     from PIL import Image
 
-    pixels = read_image(path, photometric=photometric, warn=False).pixels
+    rad = read_image(path, photometric=photometric, warn=False)
+    pixels = _as_stored(rad, depth_hint) if stored else rad.pixels
     img = Image.fromarray(np.round(pixels * 255).astype(np.uint8))
     width = max(1, round(img.width * height / img.height))
-    return img.resize((width, height), Image.Resampling.BILINEAR)
+    return img.resize((width, height), Image.Resampling.BILINEAR), rad.bits_stored
 
 
 def _is_pair(pair) -> bool:
@@ -223,11 +243,13 @@ def write_preview(pairs: list[tuple[str, str]], path: str, count: int = PREVIEW_
                   warned: list[bool] | None = None) -> list[str]:  # fmt: skip
     """Draws up to ``count`` of ``pairs`` (input path, output path), spread evenly, into the PNG ``path``.
 
-    Each pair is the input (as read: bright = bone, min-max scaled) beside the output, under
-    its label (``labels``, one a pair: the batch job gives the input's path below the folder
-    it was found in, as p1/IM1.dcm and p2/IM1.dcm differ; else the input's file name; one wider than
-    480 px and than the widest pair is cut in the middle, its file name and last folders kept; two
-    cut alike are cut again where they differ).
+    Each pair is the input (as read: bright = bone, min-max scaled, as the model is given it) beside
+    the output on its file's own scale (0 black, 255 white in an 8-bit PNG; a 12-bit source's 4095),
+    as a viewer shows it, so an output the model greyed out looks grey; under its label
+    (``labels``, one a pair: the batch job gives the input's path below the folder it was found in,
+    as p1/IM1.dcm and p2/IM1.dcm differ; else the input's file name; one wider than 480 px and than
+    the widest pair is cut in the middle, its file name and last folders kept; two cut alike are cut
+    again where they differ).
     ``photometrics``, one a pair, is each input's polarity as an @list gives it (None: as its
     file records it), so a PNG listed as MONOCHROME1 is drawn bone bright, as the job read it.
     ``warned``, one a pair: those to draw first, labelled "warned of" (the batch job flags those whose
@@ -265,7 +287,8 @@ def write_preview(pairs: list[tuple[str, str]], path: str, count: int = PREVIEW_
             label = labels[k] if labels is not None else os.path.basename(src)
             suffix = ": input | output" + (" (warned of: see the job's log)" if flagged[k] else "")
             polarity = photometrics[k] if photometrics is not None else None
-            cells.append(((str(label), suffix), _thumb(src, height, polarity), _thumb(out, height)))
+            before, bits = _thumb(src, height, polarity)
+            cells.append(((str(label), suffix), before, _thumb(out, height, stored=True, depth_hint=bits)[0]))
         except Exception as exc:  # noqa: BLE001 - a preview is a convenience: it leaves a bad pair out
             unread = unread or exc
             continue
