@@ -339,17 +339,17 @@ def _best_lines(best: list[dict], decimals: dict) -> list[str]:
     """summary.md's table of :func:`summarise_best`: one row a metric, its last cell the clear best or
     "no clear best", and why not."""
     family = sum(r["p_value_by_image"] == r["p_value_by_image"] for r in best)
+    legend = ("Per metric: the method with the best mean in the table of all ROIs (higher, or lower where the metric "
+              "says so)")  # fmt: skip
     if family:
-        legend = ("Per metric: the method with the best mean in the table of all ROIs (higher, or lower where the "
-                  "metric says so), the next best, and the Wilcoxon signed-rank test between the two paired by image "
-                  "(all ROIs, an image counted once by the mean of its ROIs; n: the images compared), its p adjusted by "
-                  f"Holm's method over this table's {count(family, 'test')} (one a metric). Best: the method whose p "
-                  "Holm < 0.05 (marked `*`, `**` p Holm < 0.01) and whose Hodges–Lehmann difference by image leans the "
-                  "same way as the means; else no clear best.")
+        legend += (", the next best, and the Wilcoxon signed-rank test between the two paired by image (all ROIs, an "
+                   "image counted once by the mean of its ROIs; n: the images compared), its p adjusted by Holm's "
+                   f"method over this table's {count(family, 'test')} (one a metric). Best: the method whose p Holm < "
+                   "0.05 (marked `*`, `**` p Holm < 0.01) and whose Hodges–Lehmann difference by image leans the same "
+                   "way as the means; else no clear best.")  # fmt: skip
     else:  # (the report says nowhere that a test was run where none was: each row says why there is none)
-        legend = ("Per metric: the method with the best mean in the table of all ROIs (higher, or lower where the "
-                  "metric says so) and the next best. No test between the two could be run here (each row says why), "
-                  "so no method is named best.")
+        legend += (" and the next best. No test between the two could be run here (each row says why), so no method "
+                   "is named best.")  # fmt: skip
     lines = ["## Best mean per metric (all ROIs)", "",
              legend + " The table after outlier removal is not ranked: there each method's mean is over other ROIs.",
              "", "| metric | best mean | next best | p by image | p Holm | best |", "|---|---|---|---|---|---|"]
