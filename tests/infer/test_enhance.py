@@ -498,6 +498,7 @@ def test_dicom_in_dicom_out(tmp_path, model_dir):
     assert "DERIVED" in list(res.ImageType)
     assert res.DerivationDescription.startswith("XVertNet vertebral contrast enhancement, xvertfast")
     assert "mode spine, brightness network" in res.DerivationDescription
+    assert res.DerivationDescription.endswith("; stored bone bright (MONOCHROME2), its MONOCHROME1 input inverted")
     # a Secondary Capture image (a CR or DX object would claim acquisition data it lacks), with
     # the SC equipment module's conversion type and the type 2 attributes present
     assert res.SOPClassUID == pydicom.uid.SecondaryCaptureImageStorage and res.ConversionType == "WSD"
@@ -505,6 +506,25 @@ def test_dicom_in_dicom_out(tmp_path, model_dir):
     for keyword in ("PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID",
                     "AccessionNumber", "InstanceNumber", "PatientOrientation", "SeriesNumber"):  # fmt: skip
         assert keyword in res, keyword
+
+
+def test_the_output_of_a_png_listed_as_monochrome1_says_it_is_stored_inverted(tmp_path, model_dir, seed,
+                                                                              monkeypatch):  # fmt: skip
+    # every output is stored bone bright: a PNG listed as MONOCHROME1 came back as its negative with
+    # nothing in the file to say so (a DICOM's PhotometricInterpretation does), described as a plain PNG's
+    monkeypatch.chdir(tmp_path)
+    os.mkdir("in")
+    Image.fromarray(np.round((1 - chest_like(seed)) * 255).astype(np.uint8)).save("in/dark.png")
+    Image.fromarray(np.round(chest_like(seed + 1) * 255).astype(np.uint8)).save("in/bright.png")
+    with open("list.txt", "w") as listing:
+        listing.write("in/dark.png\tMONOCHROME1\nin/bright.png\n")
+    assert main(["enhance", "@list.txt", "-o", "out", "--model", str(model_dir), "-q"]) == 0
+    said = {}
+    for name in ("dark", "bright"):
+        with Image.open(f"out/in/{name}.png") as im:
+            said[name] = im.text["Description"]
+    assert said["dark"] == said["bright"] + "; stored bone bright (MONOCHROME2), its MONOCHROME1 input inverted"
+    assert "MONOCHROME" not in said["bright"]
 
 
 def test_an_extensionless_png_stays_a_png(tmp_path, model_dir, seed):

@@ -481,6 +481,8 @@ def _compose_and_write(enhancer, rad: Radiograph, prep, tiles, out: str, fmt: st
     if same_file(out, rad.path):
         raise ImageWriteError(out, "refusing to overwrite the input image")
     job.starting(rad.path, out)
+    if rad.photometric == "MONOCHROME1":  # (a PNG or TIFF output has no other record that it is its input inverted)
+        description += "; stored bone bright (MONOCHROME2), its MONOCHROME1 input inverted"
     try:
         # (DICOM: outputs of one source series, in every run of the job, share a series; the instance UID
         # is named by the pixels too: ROI centres given by hand, another backend, give another instance)
