@@ -447,6 +447,12 @@ def _enhance(args: argparse.Namespace) -> int:
     where = (f"every one is in {summary.report}" if summary.report else "each was said above as it finished"
              + ("" if args.report else "; --report RUN_JSON keeps every one in a file"))  # fmt: skip
     _print_listed([rec.warnings for rec in summary.warned], [rec.error for rec in summary.failed], where)
+    if summary.skipped_warned:  # (a job over several runs: the list above is this run's alone)
+        kept = f"{summary.report} lists them" if summary.report else "--report RUN_JSON lists them"
+        _print(f"note: {count(len(summary.skipped_warned), 'input')} skipped as done "
+               f"{'was' if len(summary.skipped_warned) == 1 else 'were'} warned of by the run that enhanced "
+               f"{'it' if len(summary.skipped_warned) == 1 else 'them'} (not listed here): {kept}",
+               file=sys.stderr)  # fmt: skip
     if summary.report:
         _print(f"report: {summary.report}")
     if summary.preview:
@@ -926,8 +932,8 @@ def _train_resume_command(run) -> str | None:
         return None
     at = words.index("train") + 1  # (the subcommand: only --version and -h may come before it)
     end = words.index("--") if "--" in words else len(words)  # (what follows is inputs)
-    if "--resume" not in words[at:end]:
-        words.insert(at, "--resume")
+    if "--resume" not in words[at:end]:  # (after the options, as --help and the guide write it: not before DATA)
+        words.insert(end, "--resume")
     words = _with_run_dir_as_output(words, at, run.cwd, run.run_dir)
     if words is None:
         return None

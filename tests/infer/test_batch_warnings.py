@@ -219,6 +219,9 @@ def test_a_resumed_runs_report_keeps_the_warnings_of_the_images_an_earlier_run_e
     assert main(["enhance", *common, "--report", str(report)]) == 0  # the next: all done already
     second = capsys.readouterr()
     assert "0 done, 1 skipped" in second.out and "looks inverted" not in second.err  # (said by the run that gave it)
+    # the end's list of warned files is this run's: where the others are is said
+    assert f"note: 1 input skipped as done was warned of by the run that enhanced it (not listed here): {report} " \
+           "lists them" in second.err, second.err  # fmt: skip
     body = json.loads(report.read_text())
     assert [(r["status"], r["warnings"]) for r in body["files"]] == [("skipped", kept[0])]
     assert (body["summary"]["warned"], body["summary"]["skipped_warned"]) == (0, 1)
