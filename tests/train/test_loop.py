@@ -826,6 +826,34 @@ def test_a_refused_resume_names_the_settings_as_train_s_options():
     assert {key for key in TrainConfig.__dataclass_fields__ if f"--{key.replace('_', '-')}" in options} == _OPTIONS
 
 
+def test_a_new_run_from_the_run_s_model_is_offered_only_for_settings_init_takes(tmp_path, monkeypatch):
+    """A resume refused for other settings offers a new run with --init of the run's model only where
+    no setting changed that a model fixes (loop._FIXED_BY_A_MODEL): it offered one for a new --width,
+    which --init then refused. Those settings are the ones the --init check (_initial_model) refuses
+    a model for, each and only them: a check added to one and not to the other offers that again."""
+    import dataclasses
+
+    from xvertfast.model import XVertNet, XVertNetStage, save_model
+    from xvertfast.train import loop
+
+    save_model(XVertNet([XVertNetStage(4, 2)]), tmp_path / "m")
+    base = TrainConfig(width=4, depth=2, init=str(tmp_path / "m"))
+    model = loop._initial_model(base)  # (taken as it is; read once, for each setting changed below)
+    monkeypatch.setattr(loop, "load_model", lambda path: model)
+    others = {"stages": 1, "epochs_gc": 1, "epochs_joint": 1, "batch_size": 2, "width": 8, "depth": 3,
+              "upsample": "transposed", "roi_size": 256, "patch_size": 1024, "val_fraction": 0.5, "patience": 3,
+              "lr": 1e-4, "betas": (0.8, 0.9), "seed": 1, "device": "cpu", "amp": True, "lam": 0.5, "alpha": 1.0,
+              "eps": 1e-3}  # fmt: skip
+    assert set(others) == set(TrainConfig.__dataclass_fields__) - {"init"}  # (a new setting: give it another value)
+    refused = set()
+    for key, value in others.items():
+        try:
+            loop._initial_model(dataclasses.replace(base, **{key: value}))
+        except ValueError:
+            refused.add(key)
+    assert refused == set(loop._FIXED_BY_A_MODEL), refused
+
+
 def test_a_diverged_run_goes_on_with_a_lower_lr(tmp_path, monkeypatch, capsys):
     """What the divergence message says to do works: --resume with --lr lowered goes on from the
     last finished epoch, with the new rate, and the change is recorded; other settings still
