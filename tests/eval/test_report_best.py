@@ -63,6 +63,20 @@ def test_the_best_table_follows_the_all_rois_table_it_ranks(tmp_path):
                                                       "## Best mean per metric", "## p-values paired by ROI"]
 
 
+def test_a_table_too_few_images_can_name_no_best_in_says_so(tmp_path):
+    """6 images and 2 metrics: every image one way gives p = 2/64, Holm 0.0625: "no clear best" on
+    each row was the test's reach, not the scores'. With 8 images (2/256 x 2) one can be named: no such line."""
+    rows, _ = _best(tmp_path / "six", _run({"clahe": [0.3 + 0.02 * i for i in range(6)]}))
+    assert [label for label, row in rows.items() if row.endswith(" | no clear best (p Holm ≥ 0.05) |")] == [
+        "Entropy (bits)", "BRISQUE (lower is better)"], rows  # (each the best against the next, every image one way)
+    said = open(tmp_path / "six" / "r" / "summary.md", encoding="utf-8").read().split("## Best mean")[1]
+    assert "No row could name a best method here, whatever the scores: a test of 6 images (the most here) has no p " \
+           "by image below 0.0312 (every image leaning one way), and Holm's method over 2 tests makes the smallest at " \
+           "least 0.0625; more images can." in said  # fmt: skip
+    _best(tmp_path / "eight", _run({"clahe": [0.3 + 0.02 * i for i in range(8)]}))
+    assert "No row could" not in open(tmp_path / "eight" / "r" / "summary.md", encoding="utf-8").read()
+
+
 def test_equal_means_are_no_clear_best_and_share_their_rank(tmp_path):
     # clahe's gains sum to 0: its mean is identity's, though it differs on every image
     run = _run({"clahe": [0.5, -0.5, 0.25, -0.25, 0.5, -0.5, 0.25, -0.25]}, metrics=("entropy",))
