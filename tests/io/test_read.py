@@ -1626,6 +1626,39 @@ def test_dicom_monochrome1_is_flipped_after_a_modality_lut_table(tmp_path):
     np.testing.assert_allclose(im.pixels, (1000.0 - table[values]) / 1000.0, atol=1e-6)
 
 
+def _packed_12_bits(values: np.ndarray) -> bytes:
+    """``values`` packed two to three bytes (ACR-NEMA's BitsAllocated 12, as GDCM packs them)."""
+    flat = np.append(values.ravel(), [0] * (values.size % 2)).astype(np.uint16)
+    first, second = flat[0::2], flat[1::2]
+    packed = np.stack([first & 0xFF, first >> 8 | (second & 0xF) << 4, second >> 4], axis=1).astype(np.uint8)
+    return packed.tobytes()[: -(-values.size * 3 // 2)]
+
+
+@pytest.mark.parametrize("shape, signed", [((12, 10), False), ((7, 5), False), ((12, 10), True)])
+def test_an_acr_nema_dicom_of_12_bit_packed_pixels_is_read(tmp_path, seed, shape, signed):
+    # BitsAllocated 12 (old ACR-NEMA archives, read without file meta): refused as "invalid DICOM image
+    # header: A (0028,0100) 'Bits Allocated' value of '12' is invalid, it must be 1 or a multiple of 8"
+    rng = np.random.default_rng(seed)
+    values = rng.integers(-2048 if signed else 0, 2048 if signed else 4096, size=shape)
+    ds = make_dicom(tmp_path / "full.dcm", values, signed=signed)
+    ds.BitsAllocated, ds.PixelData = 12, _packed_12_bits(values & 0xFFF)
+    ds["PixelData"].VR = "OW"
+    del ds.file_meta
+    ds.save_as(tmp_path / "acr.dcm", implicit_vr=True, little_endian=True, enforce_file_format=False)
+    rad = read_image(tmp_path / "acr.dcm", warn=False)
+    np.testing.assert_array_equal(rad.values, values)
+    assert rad.bits_stored == 12 and rad.notes == [f"{tmp_path / 'acr.dcm'}: BitsAllocated 12: its 12-bit values are "
+                                                   "packed two to three bytes (ACR-NEMA's layout, retired from DICOM): "
+                                                   "unpacked"]  # fmt: skip
+    ds.PixelData = ds.PixelData[:-4]
+    held = len(ds.PixelData) + len(ds.PixelData) % 2  # (written padded to an even length)
+    ds.save_as(tmp_path / "cut.dcm", implicit_vr=True, little_endian=True, enforce_file_format=False)
+    with pytest.raises(ImageReadError, match=rf"cut\.dcm: truncated or corrupt DICOM: its pixel data of 12-bit values "
+                       rf"packed two to three bytes \(BitsAllocated 12\) holds {held} bytes, its header "
+                       rf"declares {values.size} values \({-(-values.size * 3 // 2)} bytes\)$"):  # fmt: skip
+        read_image(tmp_path / "cut.dcm")
+
+
 def test_dicom_multi_frame_is_refused_saying_how_to_take_one_frame(tmp_path):
     # (it said only "expected one radiograph": nothing of what to do with a file of several frames)
     import pydicom.pixels

@@ -579,6 +579,8 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
                              "is unknown: where the samples show the image as it is meant (bright = bone), set it to "
                              "RGB, e.g. dcmodify -m \"(0028,0004)=RGB\"; where bone is dark in them, convert the image "
                              "to one sample per pixel, MONOCHROME1")  # fmt: skip
+    if _dicom_int(ds, "BitsAllocated", 16, path) == 12:
+        _unpack_12_bits(ds, syntax, samples, path, notes)
     deeper = _deeper_codestream(ds, codestream, samples, path)
     # type 1C, often missing from the secondary captures of real exports, where pydicom refused the
     # file ("Missing required element"): read as 0, interleaved, as DICOM readers take it
@@ -692,6 +694,32 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
         notes.append(f"{path}: {int(padding.sum())} padding pixels (PixelPaddingValue) set to the image's "
                      "darkest value")  # fmt: skip
     return values, bits, photometric, ds
+
+
+def _unpack_12_bits(ds, syntax, samples: int, path: str, notes: list[str]) -> None:
+    """Pixel data of BitsAllocated 12, ACR-NEMA's packing (two 12-bit values in three bytes, as
+    GDCM unpacks them: the first value's low byte, then its high nibble low beside the second's low
+    nibble, then the second's high byte), unpacked to 16-bit words in ``ds``, BitsAllocated said
+    to be 16, with a note. pydicom refuses them ("must be 1 or a multiple of 8"), which was worded
+    an invalid header, where old archives hold such files (ACR-NEMA 2.0, read without file meta).
+    Only a grey frame of native little-endian data; other layouts are left for pydicom's refusal."""
+    little = getattr(syntax, "is_little_endian", True) if syntax is not None else True
+    if samples != 1 or getattr(syntax, "is_compressed", False) or not little or "PixelData" not in ds:
+        return
+    values = _dicom_int(ds, "Rows", 0, path) * _dicom_int(ds, "Columns", 0, path)
+    data, need = ds.PixelData, -(-values * 3 // 2)
+    if len(data) < need:
+        raise ImageReadError(path, f"truncated or corrupt DICOM: its pixel data of 12-bit values packed two to three "
+                             f"bytes (BitsAllocated 12) holds {len(data):,} bytes, its header declares "
+                             f"{values:,} values ({need:,} bytes)")  # fmt: skip
+    cells = np.frombuffer(data, np.uint8, count=need)
+    cells = np.concatenate([cells, np.zeros(-need % 3, np.uint8)]).reshape(-1, 3).astype(np.uint16)
+    pairs = np.stack([cells[:, 0] | (cells[:, 1] & 0xF) << 8, cells[:, 1] >> 4 | cells[:, 2] << 4], axis=1)
+    ds.PixelData = pairs.reshape(-1)[:values].astype("<u2").tobytes()
+    ds["PixelData"].VR = "OW"
+    ds.BitsAllocated = 16
+    notes.append(f"{path}: BitsAllocated 12: its 12-bit values are packed two to three bytes (ACR-NEMA's layout, "
+                 "retired from DICOM): unpacked")  # fmt: skip
 
 
 def _samples_differ(arr: np.ndarray) -> bool:
