@@ -8,6 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
+import tifffile
 from PIL import Image
 
 from tests.conftest import ClosedPipe, folder_state, said_around_the_bar
@@ -57,6 +58,14 @@ def test_outputs_errors_and_resume(folder, tmp_path):
     assert made == sorted([f"good1{s}" for s in SUFFIXES] + [f"sub/good2{s}" for s in SUFFIXES])
     xp = np.asarray(Image.open(out / "good1_xp.png"))
     assert xp.dtype == np.uint16 and xp.max() == 65535
+    # NAME_y.png is Y scaled by its own 99.5th percentile of |Y|: the picture said not by how much,
+    # so its greys could neither be read as values nor compared with another image's
+    y = tifffile.imread(out / "good1_y.tiff")
+    with Image.open(out / "good1_y.png") as im:
+        said = im.text["Description"]
+    scale = float(np.percentile(np.abs(y), 99.5))
+    assert f"mid-grey is 0, white +{scale:.4g} and black -{scale:.4g}" in said
+    assert said.endswith("its values are in good1_y.tiff")
     again = preprocess_files([str(folder)], str(out), progress=False, log=logs.append)
     assert len(again.skipped) == 2 and not again.done
     stale = out / "sub" / f".good2{SUFFIXES[1]}.q7x_3k2a.part"  # what a killed run's atomic write leaves

@@ -172,6 +172,14 @@ def _overlay_key(width: int, size: int, lw: int):
     return strip
 
 
+def _y_shown(scale: float, values: str) -> str:
+    """What NAME_y.png's grey levels stand for, kept in the file (its PNG Description): each image's Y is
+    scaled by its own percentile, so two pictures' greys are not comparable, and the picture alone did not
+    say by how much."""
+    return (f"Y, the guidance image, for viewing: mid-grey is 0, white +{scale:.4g} and black -{scale:.4g} (the "
+            f"99.5th percentile of |Y|; values past it clipped); its values are in {values}")  # fmt: skip
+
+
 def _write_rgb(path: str, rgb: np.ndarray) -> None:
     from PIL import Image
 
@@ -211,7 +219,8 @@ def _one(f: InputFile, outs: list[str], job: JobFolder, log=print,
     try:
         write_image(outs[0], pp.xp, fmt="png16", overwrite=True)
         _write_float_tiff(outs[1], y)
-        write_image(outs[2], np.clip(0.5 + 0.5 * y / scale, 0, 1), fmt="png8", overwrite=True)
+        write_image(outs[2], np.clip(0.5 + 0.5 * y / scale, 0, 1), fmt="png8", overwrite=True,
+                    description=_y_shown(scale, os.path.basename(outs[1])))
         _write_rgb(outs[3], overlay(rad.pixels, spine))
     except BaseException:
         # a failed input gets no output: those written before the error (or Ctrl-C) would pass
