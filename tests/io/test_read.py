@@ -2043,6 +2043,27 @@ def test_an_invalid_uid_the_file_is_not_cut_within_is_still_warned_of(tmp_path):
             [f"{tmp_path / name}: Invalid value for VR UI: '{_CR.decode()}.'"]  # fmt: skip
 
 
+def test_a_dicom_gone_before_its_refusal_is_refused_for_what_it_read(tmp_path, monkeypatch):
+    # the refusal's look at the file's last bytes (for pydicom's warning of the value it is cut within)
+    # reopens it: a file moved or deleted meanwhile had its refusal replaced by that open's OSError
+    import xvertfast.io.decode_dicom as decode_dicom
+
+    make_dicom(tmp_path / "full.dcm", np.zeros((8, 8), np.uint16))
+    data = (tmp_path / "full.dcm").read_bytes()
+    (tmp_path / "cut.dcm").write_bytes(data[: data.index(b"\xe0\x7f\x10\x00OW")])  # (before its pixel data)
+    parse = decode_dicom._parse_dicom
+
+    def parse_then_lose(path, *args):
+        try:
+            return parse(path, *args)
+        finally:
+            os.remove(path)
+
+    monkeypatch.setattr(decode_dicom, "_parse_dicom", parse_then_lose)
+    with pytest.raises(ImageReadError, match=r"cut\.dcm: .*no pixel data"):
+        read_image(tmp_path / "cut.dcm")
+
+
 def test_dicom_jpeg2000_lossless_round_trip(tmp_path, seed):
     # a compressed archive file: decoded exactly, polarity and bit depth kept
     pytest.importorskip("openjpeg", reason="encoding JPEG 2000 needs pylibjpeg-openjpeg (the test extra)")

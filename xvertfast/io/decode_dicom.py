@@ -58,10 +58,15 @@ def _about_its_last_value(path: str) -> Callable[[str], bool]:
     and space padding aside): the value of the element the file is cut within. A file cut within
     a UID ("1.2.840.10008.", its trailing dot not allowed) had pydicom's "Invalid value for VR
     UI" printed beside the refusal that says the file is cut short: the one problem, said twice,
-    the first time in words that send the user to the DICOM standard's table of VRs."""
-    with open(path, "rb") as f:
-        f.seek(max(0, os.fstat(f.fileno()).st_size - 1024))
-        end = f.read().rstrip(b"\0 ")
+    the first time in words that send the user to the DICOM standard's table of VRs. A file that
+    cannot be opened again (moved or deleted meanwhile, an I/O error) leaves nothing out: the
+    refusal being raised is the one to give, not this reopen's OSError."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 1024))
+            end = f.read().rstrip(b"\0 ")
+    except OSError:
+        return lambda message: False
 
     def said(message: str) -> bool:
         found = _INVALID_VALUE.search(message)
