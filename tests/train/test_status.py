@@ -692,6 +692,32 @@ def test_status_gives_a_resumed_or_restarted_run_s_own_command_from_its_start(tm
     assert (record["running"], record["starting"], record["command"], record["cwd"]) == (True, True, None, None), record
 
 
+def test_a_refused_start_in_a_folder_made_for_it_leaves_the_folder_as_it_was(tmp_path, capsys, monkeypatch):
+    # `mkdir -p run` (a job script), then a start that could not begin (no image found; none readable, on the
+    # CLI with --resume and from Python) left run/.xvertfast-train.lock and an empty run/checkpoint/: status
+    # then gave it as a run "stopped before the end; to resume it, ... --resume", and so did the next start
+    import numpy as np
+    from PIL import Image
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "none").mkdir()
+    (tmp_path / "blank").mkdir()
+    Image.fromarray(np.full((40, 40), 9, np.uint8)).save(tmp_path / "blank" / "a.png")  # (skipped: constant)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "notes.txt").write_text("mine")  # (the user's: kept)
+    refused = [(["train", "none", "-o", "run", "--resume"], 1), (["train", "blank", "-o", "run", "--resume"], 2),
+               (["train", "blank", "-o", "run"], 2)]  # fmt: skip
+    for argv, code in refused:
+        assert main(argv) == code, argv
+        assert sorted(os.listdir(run)) == ["notes.txt"], argv
+    capsys.readouterr()
+    with pytest.raises(ValueError, match="no readable training image"):
+        train(["blank"], "run", CONFIG, resume=True, progress=False, log=lambda m: None)
+    assert sorted(os.listdir(run)) == ["notes.txt"]
+    assert main(["status", "run"]) == 2 and "nor a training run" in capsys.readouterr().err
+
+
 def test_a_refused_start_leaves_the_run_s_last_write_as_it_was(tmp_path, capsys, monkeypatch):
     # a start sets the time of RUN_DIR's lock file as it takes it, and a refused one left it so: a run with no
     # finished epoch, dead for a day, read "last written 28 s ago" after a `train --resume --init nowhere`

@@ -737,6 +737,7 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     _refuse_other_jobs_folder(run_dir)
     _refuse_files_of_no_run(run_dir, config)
     made = _first_missing(run_dir)
+    new = [name for name in _MADE_AS_A_RUN_STARTS if not os.path.lexists(os.path.join(run_dir, name))]
     lock = _lock_run_dir(run_dir)
     from safetensors import SafetensorError
 
@@ -747,7 +748,7 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
         return _train(inputs, run_dir, config, device, init, resume, progress, stop_after_epochs, log, started, rois,
                       lr_given)  # fmt: skip
     except _StartRefused:  # (before the OSError handler: a FileExistsError)
-        _restore_start_record(run_dir, before, stopped_before, lock)
+        _leave_as_it_was(run_dir, made, new, before, stopped_before, lock)
         raise
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM by way of the CLI: said by status as such, not as a kill
         with contextlib.suppress(OSError):
@@ -763,10 +764,7 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
             raise RunFolderNotWritable(unwritable, exc.errno) from exc
         raise
     except (NothingFound, NoReadableImage, RoiRowError, _NotRadiographs):  # no run folder for a run that cannot start
-        if made is not None:
-            shutil.rmtree(made, ignore_errors=True)
-        else:  # the run there (stopped before its first epoch) is still resumed by its own command
-            _restore_start_record(run_dir, before, stopped_before, lock)
+        _leave_as_it_was(run_dir, made, new, before, stopped_before, lock)
         raise
     except Exception as exc:
         if not came_of_an_interrupt(exc):  # (Python 3.11 wraps one landing in an import in a RuntimeError)
@@ -789,6 +787,32 @@ def _settings_said(settings: dict) -> dict:
     if not from_cli():
         return settings
     return {(asked(key) if key in _OPTIONS else key): value for key, value in settings.items()}
+
+
+#: What a start makes in a RUN_DIR before it preprocesses an image, besides its record (put back): the lock
+#: file and an empty checkpoint/ (:func:`_leave_as_it_was`).
+_MADE_AS_A_RUN_STARTS = (LOCK_FILE, "checkpoint")
+
+
+def _leave_as_it_was(run_dir: str, made: str | None, new: list[str], before: dict, stopped_before: str | None,
+                     lock) -> None:  # fmt: skip
+    """Undoes a start that could not begin (no image found, none readable, refused): the folders it made
+    (``made``: RUN_DIR, or the outermost of its parents that was missing) are removed; in a RUN_DIR there
+    before, the record of the start before it is put back and what it made there (``new``, of
+    :data:`_MADE_AS_A_RUN_STARTS`; a folder only where empty) is removed. A folder made for the run
+    (``mkdir -p RUN`` in a job script) kept a lock file and checkpoint/, which status took for a run
+    stopped before its first epoch, to resume, and a later start for a run trained there."""
+    if made is not None:
+        shutil.rmtree(made, ignore_errors=True)
+        return
+    _restore_start_record(run_dir, before, stopped_before, lock)  # (a run there is still resumed by its command)
+    for name in new:
+        path = os.path.join(run_dir, name)
+        with contextlib.suppress(OSError):  # (a folder something was written into since, an open file on Windows)
+            if os.path.isdir(path) and not os.path.islink(path):
+                os.rmdir(path)
+            else:
+                os.remove(path)
 
 
 def _restore_start_record(run_dir: str, before: dict, stopped_before: str | None, lock) -> None:
