@@ -117,7 +117,7 @@ def test_status_gives_the_command_that_resumes_a_stopped_run(tmp_path, capsys, m
     capsys.readouterr()
     assert main(["status", "run"]) == 0
     said = capsys.readouterr().out
-    command = f"cd {tmp_path} && xvertfast train --resume {' '.join(argv[1:])}"
+    command = f"cd {tmp_path} && xvertfast train {' '.join(argv[1:])} --resume"
     assert f"  not running: interrupted (Ctrl-C, SIGTERM or SIGHUP); to resume it: {command}\n" in said, said
     assert main(command.split(" && xvertfast ")[1].split()) == 0
     assert train_status("run").finished
@@ -233,7 +233,7 @@ def test_status_gives_the_command_that_resumes_a_run_stopped_before_its_first_ep
     capsys.readouterr()
     assert main(["status", "run"]) == 0
     said = capsys.readouterr().out
-    command = f"cd {tmp_path} && xvertfast train --resume {' '.join(argv[1:])}"
+    command = f"cd {tmp_path} && xvertfast train {' '.join(argv[1:])} --resume"
     assert "no epoch finished yet" in said and f"to resume it: {command}\n" in said, said
     assert "  not running: interrupted (Ctrl-C, SIGTERM or SIGHUP); " in said, said  # (the start refused changed nothing)
     assert main(command.split(" && xvertfast ")[1].split()) == 0
@@ -355,7 +355,7 @@ def test_status_loads_no_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, *folders], capture_output=True, text=True, timeout=120)
     assert out.stdout.splitlines()[-1] == "[0, 0, 0, 2] False", out.stdout + out.stderr
     assert "stage 1 of 2, not finished" in out.stdout and "holds 0 image crop files so far" in out.stdout
-    assert f"to resume it: xvertfast train --resume /d -o {preparing}\n" in out.stdout
+    assert f"to resume it: xvertfast train /d -o {preparing} --resume\n" in out.stdout
     assert "xvertfast preprocess" in out.stdout and "12 output files done" in out.stdout
 
 
@@ -405,10 +405,48 @@ def test_the_resume_command_status_gives_parses_as_the_run_with_resume(argv, pro
     assert words[:3] == ["cd", "/the cwd/x", "&&"] and words[3 : 3 + len(program)] == program
     again = build_parser().parse_args(words[3 + len(program) :])
     assert vars(again) == {**vars(args), "resume": True}
+    # as typed, --resume after its options, as --help and the guide write it ("train --resume DATA -o RUN" before)
+    end = argv.index("--") if "--" in argv else len(argv)
+    assert words[3 + len(program) :] == (argv if "--resume" in argv[:end] else [*argv[:end], "--resume", *argv[end:]])
     # the run folder moved since (another name, another place): the command trains into it there
     moved = shlex.split(_train_resume_command(SimpleNamespace(**{**vars(run), "run_dir": "/else where/moved"})))
     again = build_parser().parse_args(moved[3 + len(program) :])
     assert vars(again) == {**vars(args), "resume": True, "output": "/else where/moved"}
+
+
+def test_each_command_a_training_run_suggests_parses_as_what_it_says(tmp_path, capsys, monkeypatch):
+    # status gave "to resume it: ... xvertfast train --resume data -o run ...", not the order --help and the guide
+    # give (DATA, -o RUN_DIR, options, --resume): each command train and status suggest is parsed here, and the
+    # resume and enhance commands are run as given
+    import re
+    import shlex
+
+    from xvertfast import cli
+
+    write_images(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    _ctrl_c_after_the_first_epoch(monkeypatch, list(_SHORT_RUN))
+    capsys.readouterr()
+    assert main(["status", "run"]) == 0
+    said = capsys.readouterr().out
+    with monkeypatch.context() as patch:  # a run whose command was not recorded (started from Python): a template
+        patch.setattr(cli, "_train_resume_command", lambda run: None)
+        assert main(["status", "run"]) == 0
+    said += capsys.readouterr().out
+    suggested = re.findall(r"(?:&& )?(xvertfast (?:train|enhance) [^`(\n]*)", said)
+    assert len(suggested) == 2, said
+    for command in suggested:
+        words = shlex.split(command)
+        args = cli.build_parser().parse_args(words[1:])
+        assert words[-1] == "--resume" and args.resume and args.output == "run", command
+    assert suggested[1].startswith("xvertfast train DATA ... -o run --resume"), suggested
+    assert main(shlex.split(suggested[0])[1:]) == 0
+    said = capsys.readouterr().out
+    (enhance,) = re.findall(r"`(xvertfast enhance [^`]*)`", said)
+    words = shlex.split(enhance.replace("INPUT", "data").replace("OUT", "enhanced"))
+    assert cli.build_parser().parse_args(words[1:]).model == os.path.join("run", "model"), enhance
+    assert main([*words[1:], "-q", "--device", "cpu"]) == 0
+    assert sorted(name for name in os.listdir("enhanced") if not name.startswith(".")) == sorted(os.listdir("data"))
 
 
 def test_the_resume_command_of_a_moved_run_folder_trains_into_it_not_where_it_was(tmp_path, capsys, monkeypatch):
