@@ -768,7 +768,7 @@ def _exit_codes(text: str) -> dict[int, str]:
 def test_the_guide_gives_enhances_exit_codes_as_its_help_does():
     """docs/guide/enhancing.md lists enhance's exit codes, and ``enhance --help`` does: the same
     codes (it had left out 129, SIGHUP), and 1 for each cause the help gives it (it had left out a
-    full disk and a --report that could not be written)."""
+    full disk and a --report that could not be written, then the job's log lost)."""
     import argparse
 
     from xvertfast.cli import build_parser
@@ -776,7 +776,7 @@ def test_the_guide_gives_enhances_exit_codes_as_its_help_does():
     (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
     helped, guided = _exit_codes(sub.choices["enhance"].description), _exit_codes(_read("docs/guide/enhancing.md"))
     assert set(guided) == set(helped) and len(helped) >= 6, (guided, helped)
-    for cause in ("failed", "found", "disk", "--report"):
+    for cause in ("failed", "found", "disk", "log", "--report"):
         assert (cause in helped[1]) == (cause in guided[1]), (cause, guided[1], helped[1])
 
 
