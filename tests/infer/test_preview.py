@@ -76,6 +76,30 @@ def test_an_output_is_drawn_on_its_file_s_scale_so_a_greyed_out_one_looks_grey(t
         assert 0.4 * 255 - 2 <= after.min() and after.max() <= 0.6 * 255 + 2, (name, after.min(), after.max())
 
 
+def test_a_caption_says_under_the_pairs_what_the_sheet_shows(tmp_path, seed, monkeypatch):
+    # a sheet passed on said nothing of how its outputs were made (mode, brightness, model): the
+    # batch job gives that as its caption, wrapped at spaces to the sheet's width
+    from PIL import ImageDraw
+
+    pairs = make_pairs(tmp_path, seed, 3)
+    write_preview(pairs, str(tmp_path / "plain.png"), height=40)
+    said, text = [], ImageDraw.ImageDraw.text
+
+    def recording(self, xy, words, *args, **kwargs):
+        said.append((xy, words))
+        return text(self, xy, words, *args, **kwargs)
+
+    monkeypatch.setattr(ImageDraw.ImageDraw, "text", recording)
+    caption = "XVertNet vertebral contrast enhancement, mode full, brightness network, " * 4 + "Müller"
+    write_preview(pairs, str(tmp_path / "captioned.png"), height=40, caption=caption)
+    plain, captioned = Image.open(tmp_path / "plain.png"), Image.open(tmp_path / "captioned.png")
+    lines = [(xy, words) for xy, words in said if xy[1] >= plain.size[1]]  # under the pairs
+    assert len(lines) > 1 and " ".join(words for _, words in lines) == caption.replace("ü", "u")
+    measure = ImageDraw.Draw(Image.new("L", (1, 1)))
+    assert all(_GAP + measure.textlength(words) <= captioned.size[0] - _GAP for _, words in lines)
+    assert captioned.size == (plain.size[0], plain.size[1] + len(lines) * _LABEL + _GAP)
+
+
 def test_unreadable_pairs_are_left_out_and_none_at_all_is_an_error(tmp_path, seed):
     pairs = make_pairs(tmp_path, seed, 2)
     (tmp_path / "broken.png").write_bytes(b"not a png")
@@ -240,7 +264,7 @@ def test_a_sheet_that_is_one_of_the_pairs_images_is_refused_not_written_over_it(
 
 
 def _labels_drawn_by_a_job(src, tmp_path, model_dir, monkeypatch) -> list[str]:  # noqa: F811
-    """The labels ``xvertfast enhance SRC --preview`` draws on its sheet, in their order."""
+    """The labels ``xvertfast enhance SRC --preview`` draws on its sheet, in their order (not its caption)."""
     from PIL import ImageDraw
 
     said, text = [], ImageDraw.ImageDraw.text
@@ -252,7 +276,7 @@ def _labels_drawn_by_a_job(src, tmp_path, model_dir, monkeypatch) -> list[str]: 
     monkeypatch.setattr(ImageDraw.ImageDraw, "text", recording)
     assert main(["enhance", str(src), "-o", str(tmp_path / "out"), "--model", str(model_dir), "-q", "--preview",
                  str(tmp_path / "look.png")]) == 0  # fmt: skip
-    return said
+    return [words for words in said if ": input | output" in words]
 
 
 def test_the_inputs_warned_of_are_on_the_sheet(tmp_path, model_dir, seed, monkeypatch):  # noqa: F811

@@ -215,6 +215,18 @@ def _thumb(path: str, height: int, photometric: str | None = None, stored: bool 
     return img.resize((width, height), Image.Resampling.BILINEAR), rad.bits_stored
 
 
+def _wrapped(text: str, width: float, length) -> list[str]:
+    """``text`` in lines of at most ``width`` (``length`` measures a line), broken at spaces; a word
+    longer than a line is a line of its own."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and length(f"{lines[-1]} {word}") <= width:
+            lines[-1] += f" {word}"
+        else:
+            lines.append(word)
+    return lines
+
+
 def _is_pair(pair) -> bool:
     """Whether ``pair`` is one (input, output): a tuple, a list, or a row of a NumPy array (as
     ``df[["in", "out"]].values`` gives), but no path, whose characters would be taken for a pair."""
@@ -240,7 +252,7 @@ def sheet_name_problem(path) -> str | None:
 def write_preview(pairs: list[tuple[str, str]], path: str, count: int = PREVIEW_COUNT,
                   height: int = THUMB_HEIGHT, labels: list[str] | None = None,
                   photometrics: list[str | None] | None = None,
-                  warned: list[bool] | None = None) -> list[str]:  # fmt: skip
+                  warned: list[bool] | None = None, caption: str | None = None) -> list[str]:  # fmt: skip
     """Draws up to ``count`` of ``pairs`` (input path, output path), spread evenly, into the PNG ``path``.
 
     Each pair is the input (as read: bright = bone, min-max scaled, as the model is given it) beside
@@ -255,6 +267,9 @@ def write_preview(pairs: list[tuple[str, str]], path: str, count: int = PREVIEW_
     ``warned``, one a pair: those to draw first, labelled "warned of" (the batch job flags those whose
     image it warned of: looks inverted, a spine in doubt; not a note of how it was read): all of
     them up to ``count``, else ``count`` spread evenly over them; the places left are spread over the others.
+    ``caption``: what the sheet shows, drawn under the pairs, wrapped at spaces to the sheet's width
+    (in the characters of :func:`_drawable`): the batch job gives how it made the outputs (model, mode,
+    brightness, ...), so a sheet passed on says what it shows.
     Returns the inputs drawn. A pair that cannot be read is left out; no pair at all raises
     ``ValueError``, as does a ``path`` with an extension other than .png (:func:`sheet_name_problem`)
     or that is one of the pairs' images (an input would be written over). The PNG is written atomically.
@@ -306,13 +321,16 @@ def write_preview(pairs: list[tuple[str, str]], path: str, count: int = PREVIEW_
     cell_h = height + _LABEL + 2 * _GAP
     cols = min(_PAIRS_PER_ROW, len(cells))
     rows = -(-len(cells) // cols)
-    sheet = Image.new("L", (cols * cell_w, rows * cell_h), 255)
+    below = _wrapped(_drawable(caption), cols * cell_w - 2 * _GAP, measure.textlength) if caption else []
+    sheet = Image.new("L", (cols * cell_w, rows * cell_h + (len(below) * _LABEL + _GAP if below else 0)), 255)
     draw = ImageDraw.Draw(sheet)
     for i, (name, before, after) in enumerate(cells):
         x, y = (i % cols) * cell_w + _GAP, (i // cols) * cell_h + _GAP
         draw.text((x, y), name, fill=0)
         sheet.paste(before, (x, y + _LABEL))
         sheet.paste(after, (x + before.width + _GAP, y + _LABEL))
+    for k, line in enumerate(below):
+        draw.text((_GAP, rows * cell_h + k * _LABEL), line, fill=0)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     from PIL.PngImagePlugin import PngInfo
 
