@@ -3854,6 +3854,39 @@ def test_pillows_warnings_name_the_file(tmp_path):
     assert any("Corrupt EXIF data" in s for s in said)
 
 
+@pytest.mark.parametrize("noise", [True, False], ids=["larger than its image", "smaller"])
+def test_encapsulated_pixel_data_under_an_uncompressed_transfer_syntax_is_refused_saying_so(tmp_path, seed, noise):
+    # an RLE file whose TransferSyntaxUID was rewritten to Explicit VR Little Endian (an anonymiser's):
+    # its items' bytes were read as the pixels, an image of noise under pydicom's warning of "excess
+    # padding" where they outnumber the image's; otherwise "cannot decode ... truncated or corrupt?"
+    import pydicom
+    from pydicom.uid import RLELossless
+
+    values = np.random.default_rng(seed).integers(0, 4096, (24, 32)) if noise else np.zeros((24, 32), np.int64)
+    ds = make_dicom(tmp_path / "x.dcm", values)
+    ds.compress(RLELossless)
+    ds.save_as(tmp_path / "x.dcm", enforce_file_format=True)
+    data = (tmp_path / "x.dcm").read_bytes()
+    assert (len(ds.PixelData) > values.size * 2) == noise
+    (tmp_path / "x.dcm").write_bytes(data.replace(b"1.2.840.10008.1.2.5\0", b"1.2.840.10008.1.2.1\0", 1))
+    assert pydicom.dcmread(tmp_path / "x.dcm").file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ImageReadError, match=r"x\.dcm: its pixel data are encapsulated \(compressed frames in "
+                           r"items\), but its transfer syntax \(0002,0010\) says Explicit VR Little Endian, which "
+                           r"holds them uncompressed: the transfer syntax is wrong, so how the frames were compressed "
+                           r"is unknown; export it again from its source$"):  # fmt: skip
+            read_image(tmp_path / "x.dcm")
+    assert not caught, [str(w.message) for w in caught]
+    del ds.file_meta  # (a data set without file meta: its syntax is how pydicom reads it)
+    ds.save_as(tmp_path / "raw.dcm", implicit_vr=False, little_endian=True, enforce_file_format=False)
+    with pytest.raises(ImageReadError, match=r"raw\.dcm: its pixel data are encapsulated \(compressed frames in "
+                       r"items\), but it has no file meta saying its transfer syntax, so how the frames were "
+                       r"compressed is unknown \(its data set reads as Explicit VR Little Endian, which holds them "
+                       r"uncompressed\); export it again from its source$"):  # fmt: skip
+        read_image(tmp_path / "raw.dcm")
+
+
 def test_a_dicom_of_a_private_transfer_syntax_says_so(tmp_path):
     # GE's private big-endian syntax in old archives: it was "cannot decode DICOM: ValueError: UID is
     # not a transfer syntax.", pydicom's words from a check made while wording the real error

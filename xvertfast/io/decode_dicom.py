@@ -143,17 +143,38 @@ def _parse_dicom(path: str, max_pixels: int, notes: list[str]):
     check_pixels(path, rows, cols, max_pixels)
     meta = getattr(ds, "file_meta", None)
     syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    stated = syntax is not None  # (by the file meta)
     if syntax is None:  # a raw data set (no file meta): its encoding is what pydicom read it in
         syntax = _syntax_of_raw(ds)
         if syntax is not None:
             ds.file_meta = meta if meta is not None else pydicom.dataset.FileMetaDataset()
             ds.file_meta.TransferSyntaxUID = syntax
+    _check_encapsulation(ds, syntax, stated, path)
     if syntax == _ENCAPSULATED_UNCOMPRESSED:
         syntax = _unencapsulated(ds, path)
     codestream = _codestream_of(ds, syntax)
     _check_codestream_size(codestream, rows, cols, path)
     _check_codestream_end(codestream, syntax, path)
     return ds, syntax, codestream
+
+
+def _check_encapsulation(ds, syntax, stated: bool, path: str) -> None:
+    """Refuses pixel data encapsulated (compressed frames in items, of undefined length) under an
+    uncompressed transfer syntax: a file whose TransferSyntaxUID was rewritten (an anonymiser's,
+    a converter's) without its pixel data. pydicom reads the items' bytes as the pixels: an RLE
+    frame larger than the image was read as an image of noise, under a warning of "excess
+    padding"; a smaller one refused as "truncated or corrupt?". ``stated``: the syntax is the
+    file meta's (else pydicom's reading of a data set without one)."""
+    element = ds["PixelData"] if "PixelData" in ds else None  # (not FloatPixelData: never encapsulated)
+    known = getattr(syntax, "is_transfer_syntax", False)
+    if element is None or not element.is_undefined_length or not known or syntax.is_encapsulated:
+        return
+    said = (f"its transfer syntax (0002,0010) says {syntax.name}, which holds them uncompressed: the transfer syntax "
+            "is wrong, so how the frames were compressed is unknown" if stated else
+            "it has no file meta saying its transfer syntax, so how the frames were compressed is unknown (its data "
+            f"set reads as {syntax.name}, which holds them uncompressed)")  # fmt: skip
+    raise ImageReadError(path, f"its pixel data are encapsulated (compressed frames in items), but {said}; export it "
+                         "again from its source")  # fmt: skip
 
 
 def _file_meta_cut(path: str) -> str | None:
