@@ -659,6 +659,32 @@ def test_a_run_its_full_log_stopped_while_planning_resumes_once_the_disk_has_roo
     assert "  to resume the job without --shard, once the disk has room: xvertfast enhance in -o out\n" in said, said
 
 
+def test_status_says_how_many_inputs_a_running_run_found(tmp_path, capsys, seed, model_dir):  # noqa: F811
+    """`xvertfast status OUT` during a job of 20,000 images said "14000 done ... running now", and
+    nothing of what that count goes towards: the run's start line records the inputs it found (its
+    part, for a shard), and status says it beside "running now"."""
+    from tests.io.test_job_folder import write_pngs
+
+    out = tmp_path / "out"
+    with JobFolder(str(out), SETTINGS, False, command="xvertfast enhance in -o out", found=18) as job:
+        _one_output(job, _input(tmp_path, "a.png"), out)
+        said = _status_lines(out, capsys)
+        assert re.search(r"without --shard +1 done .* running now \(its run found 18 inputs\)\n", said), said
+        assert main(["status", str(out), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)[0]["ledgers"][0]["found"] == 18
+    with JobFolder(str(out), SETTINGS, False, shard=Shard(1, 2), found=1):
+        assert "running now (its run found 1 input of its part)" in _status_lines(out, capsys)
+    # enhance records them: here its one input fails as it plans (a file it did not write at its output's path)
+    src, out = tmp_path / "pngs", tmp_path / "out2"
+    write_pngs(src, seed, ["a.png"])
+    out.mkdir()
+    (out / "a.png").write_bytes(b"another tool's")
+    assert main(["enhance", str(src), "-o", str(out), "--model", str(model_dir), "-q"]) == 1
+    capsys.readouterr()
+    starts = [line for line in (out / job_files("enhance")[1]).read_text().splitlines() if '"start"' in line]
+    assert [json.loads(line).get("found") for line in starts] == [1], starts
+
+
 @pytest.mark.parametrize("said_to_take_fds", [False, True])
 def test_a_job_starts_where_no_time_is_set_through_an_open_file(tmp_path, monkeypatch, said_to_take_fds):
     """Windows: os.utime takes no file descriptor (a TypeError), and there is no flock. Marking the lock

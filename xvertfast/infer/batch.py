@@ -718,9 +718,10 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
             enhancer.backend  # noqa: B018 (its precision, recorded below, may differ from the one described)
         settings = _job_settings(enhancer, fmt)  # hashes every weight: once per job
         log = JobLog(log)  # (a line that cannot be written stops the job, as a full disk does: see _run)
+        found = len(files) if shard is None else sum(shard.owns(f.rel) for f in files)  # (for status, as it runs)
         job = JobFolder(out_dir, settings, overwrite, shard=shard, read_only=dry_run, command=command, cwd=cwd,
                         side_files={"report": report, "preview": preview},  # (checked again once OUT is held)
-                        real_paths=real)  # fmt: skip
+                        real_paths=real, found=found)  # fmt: skip
     finally:
         let_go()
     with job:

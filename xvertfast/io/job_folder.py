@@ -421,6 +421,9 @@ class LedgerStatus:
     #: are no image, a DICOM presentation state or report: not failures), where there were any
     counts: dict | None = None
     command: str | None = None  #: the command line that started the latest run (shell-quoted), where the CLI did
+    #: the inputs the latest run found (its part, for a shard), as it recorded them starting: while it
+    #: runs, what its done count goes towards (an enhance job's; None where the run recorded none)
+    found: int | None = None
     cwd: str | None = None  #: the folder it was started in, where its command has relative paths
     host: str | None = None  #: the machine the latest run ran on
     #: the first inputs the latest run failed (at most :data:`FAILURES_RECORDED`), each (input, why)
@@ -752,6 +755,8 @@ def _how_it_ended(run: dict, running: bool | None, modified: float) -> dict:
     start, end = run.get("start") or {}, run.get("end")
     said = {"command": start.get("command"), "cwd": start.get("cwd"), "host": start.get("host")}
     said = {k: v if isinstance(v, str) else None for k, v in said.items()}
+    found = start.get("found")
+    said["found"] = found if isinstance(found, int) and not isinstance(found, bool) else None
     if running or run.get("after_end") or not run:
         return said
     if end is not None:
@@ -1178,6 +1183,9 @@ class JobFolder:
     host), as the path on another machine may be another file. The start line records them
     (resolved) for that check.
 
+    ``found``: how many inputs the run found (its part, for a shard), recorded in its start line for
+    ``xvertfast status`` to say while it runs (its done count alone said nothing of how far it had come).
+
     ``real_paths``: the job's :class:`~xvertfast.io.files.RealPaths`, which names each input as the
     ledger does (its real path), where the job resolved its inputs with it already (its search, its
     plan): each folder is then resolved once a job, not once by each.
@@ -1189,7 +1197,7 @@ class JobFolder:
     def __init__(self, out_dir: str, settings: dict, overwrite: bool, job: str = "enhance",
                  shard: Shard | None = None, read_only: bool = False, command: str | None = None,
                  cwd: str | None = None, side_files: dict[str, str] | None = None,
-                 real_paths: RealPaths | None = None):  # fmt: skip
+                 real_paths: RealPaths | None = None, found: int | None = None):  # fmt: skip
         self.out_dir = out_dir
         # the folder it holds (see starting), by its whole path, as the outputs' are planned (a working
         # folder deleted during the job, which os.getcwd no longer finds, changes neither). Not normpath'd:
@@ -1291,7 +1299,8 @@ class JobFolder:
                 if command is not None and len(command) > COMMAND_LIMIT:  # (status gives a template instead)
                     command = None
                 sides = {name: os.path.realpath(path) for name, path in self.side_files.items()}
-                started = {"command": command, "cwd": cwd, "host": socket.gethostname(), SIDE_FILES: sides}
+                started = {"command": command, "cwd": cwd, "host": socket.gethostname(), SIDE_FILES: sides,
+                           "found": found}  # fmt: skip
                 self._room = _make_room(self._own_lock)  # (before its start line: the lock's time is not later)
                 with contextlib.suppress(OSError):  # (a full disk: a run that skips all it finds still runs)
                     record = {RUN: RUN_START, **{k: v for k, v in started.items() if v}}
