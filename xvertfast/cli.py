@@ -615,8 +615,6 @@ def _cmd_status(args: argparse.Namespace) -> int:
             other = f" ({led.other_settings} with other settings)" if led.other_settings else ""
             running = {True: "running now", False: "not running", None: "running? cannot tell"}[led.running]
             running += " (starting: its command not recorded yet)" if led.starting else ""
-            if led.running and not led.starting and led.found is not None:  # (what its done count goes towards)
-                running += f" (its run found {count(led.found, 'input')}{' of its part' if led.shard else ''})"
             _print(f"  {who:<16} {led.done:>8} done {led.unfinished:>4} unfinished   last written "
                    f"{_ago(now - led.modified)}   {_ending_said(led, now) or running}{other}")  # fmt: skip
             _print_failures(led, status.job)
@@ -1461,8 +1459,9 @@ them, and write into REPORT_DIR (new, empty, or an earlier evaluation's):
                  how the report was made: xvertfast's version, the versions of
                  the libraries that compute the scores (numpy, scipy,
                  scikit-image, torch, the image decoders, onnxruntime or
-                 TensorRT under their --backend), each model's
-                 digest, device and precision, the baselines' parameters, the
+                 TensorRT under their --backend, Triton under --backend
+                 compile on a GPU), each model's digest, device and
+                 precision, the baselines' parameters, the
                  ROI source, the command (summary.md and report.html end with
                  it, their paths as typed; the JSON holds absolute ones)
   report.html    all of it on one page
@@ -1492,10 +1491,12 @@ as enhance --overwrite redoes). A rerun may add or drop methods or metrics: an
 added one is scored alone on the images done, the others' scores are kept (a
 dropped one's too, for a rerun that gives it again; the report shows those
 asked); other settings changed (the model, device, precision, ROIs,
-xvertfast's code, a library upgraded or downgraded: numpy, scipy, scikit-image,
-torch, onnxruntime or TensorRT under its --backend, or a decoder of the images'
-formats, pydicom for DICOM, Pillow for PNG) are refused; a library installed
-since is not. A DICOM file that is no image (a PACS export's
+xvertfast's code, a library upgraded or downgraded, or replaced by another
+build (onnxruntime by onnxruntime-gpu): numpy, scipy, scikit-image, torch,
+onnxruntime or TensorRT under its --backend, Triton under --backend compile on
+a GPU, or a decoder of the images' formats, pydicom for DICOM, Pillow for PNG)
+are refused; a library installed since is not. A DICOM file that is no
+image (a PACS export's
 presentation state or report) is said in a note, no failure. Exit code: 0 all
 scored, 1 an image failed, none was found or none found was an image, 2 the run could not start (an unknown method or metric, other
 settings in REPORT_DIR without --restart, REPORT_DIR holding other files) or

@@ -350,9 +350,15 @@ def test_cli_rerun_after_a_decoder_upgrade_is_refused_only_where_images_it_decod
     with pytest.raises(SystemExit):  # and evaluate --help says so
         main(["evaluate", "--help"])
     said = " ".join(capsys.readouterr().out.split())
-    assert "a library upgraded or downgraded: numpy, scipy, scikit-image, torch, onnxruntime or TensorRT under its " \
-           "--backend, or a decoder of the images' formats, pydicom for DICOM, Pillow for PNG) are refused" in said  # fmt: skip
+    assert "a library upgraded or downgraded, or replaced by another build (onnxruntime by onnxruntime-gpu): numpy, " \
+           "scipy, scikit-image, torch, onnxruntime or TensorRT under its --backend, Triton under --backend compile " \
+           "on a GPU, or a decoder of the images' formats, pydicom for DICOM, Pillow for PNG) are refused" in said  # fmt: skip
     assert "how the report was made: xvertfast's version, the versions of the libraries that compute the scores" in said
+    from xvertfast._version import BACKEND_LIBRARIES  # (each backend's library, Triton too, is named in both lists)
+
+    recorded = said[said.index("how the report was made") : said.index("each model's digest")].lower()
+    refused = said[said.index("other settings changed") : said.index("are refused")].lower()
+    assert [m for m in BACKEND_LIBRARIES.values() if m not in recorded or m not in refused] == [], (recorded, refused)
 
 
 def test_a_rerun_after_an_onnxruntime_upgrade_under_its_backend_is_refused_with_the_pip_command(tmp_path,
