@@ -615,6 +615,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
             other = f" ({led.other_settings} with other settings)" if led.other_settings else ""
             running = {True: "running now", False: "not running", None: "running? cannot tell"}[led.running]
             running += " (starting: its command not recorded yet)" if led.starting else ""
+            if led.running and not led.starting and led.found is not None:  # (what its done count goes towards)
+                running += f" (its run found {count(led.found, 'input')}{' of its part' if led.shard else ''})"
             _print(f"  {who:<16} {led.done:>8} done {led.unfinished:>4} unfinished   last written "
                    f"{_ago(now - led.modified)}   {_ending_said(led, now) or running}{other}")  # fmt: skip
             _print_failures(led, status.job)
