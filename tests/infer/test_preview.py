@@ -137,7 +137,8 @@ def test_enhance_writes_the_preview_of_what_it_wrote(tmp_path, model_dir, seed, 
     out, sheet = tmp_path / "out", tmp_path / "look.png"
     assert main(["enhance", str(src), "-o", str(out), "--model", str(model_dir), "-q", "--preview", str(sheet)]) == 1
     assert f"preview: {sheet}" in capsys.readouterr().out
-    assert Image.open(sheet).size[1] == 2 * (320 + _LABEL + 2 * _GAP)  # the three good files: two rows
+    rows = 2 * (320 + _LABEL + 2 * _GAP)  # the three good files: two rows, then the caption's lines
+    assert (Image.open(sheet).size[1] - rows - _GAP) // _LABEL in (1, 2, 3)
     assert not (out / "look.png").exists()
 
 
@@ -161,7 +162,10 @@ def test_two_inputs_of_one_name_are_labelled_by_their_paths(tmp_path, model_dir,
     sheet = tmp_path / "look.png"
     assert main(["enhance", str(src), "-o", str(tmp_path / "out"), "--model", str(model_dir), "-q", "--preview",
                  str(sheet)]) == 0  # fmt: skip
-    assert said == [f"{os.path.join(sub, 'IM1.png')}: input | output" for sub in ("p1", "p2")]
+    assert said[:2] == [f"{os.path.join(sub, 'IM1.png')}: input | output" for sub in ("p1", "p2")]
+    # the caption says how the outputs were made and how the pairs are drawn
+    caption = " ".join(said[2:])
+    assert "mode spine, brightness network" in caption and caption.endswith("own scale, as a viewer shows it")
 
 
 def test_an_input_listed_as_monochrome1_is_drawn_bone_bright(tmp_path, model_dir, seed):  # noqa: F811

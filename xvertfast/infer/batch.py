@@ -810,7 +810,9 @@ def _write_side_files(summary: BatchSummary, planned, enhancer, settings: dict, 
         try:  # labelled by the path below the folder given: p1/IM1.dcm and p2/IM1.dcm are told apart
             write_preview([(f.path, out) for f, out in shown], preview, labels=[f.rel for f, _ in shown],
                           photometrics=[f.photometric for f, _ in shown],
-                          warned=[f.path in looks for f, _ in shown])  # fmt: skip
+                          warned=[f.path in looks for f, _ in shown],
+                          caption=f"{_description(settings)}. Each pair: the input as read (min-max scaled) | "
+                                  "the output on its file's own scale, as a viewer shows it")  # fmt: skip
             summary.preview = preview
         except (ValueError, OSError) as exc:  # the outputs are written: a preview never fails the job
             # (an OSError's text names the sheet's temporary, .look.png.x1y2.part: its reason alone)
