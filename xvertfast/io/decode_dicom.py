@@ -150,6 +150,7 @@ def _parse_dicom(path: str, max_pixels: int, notes: list[str]):
             ds.file_meta = meta if meta is not None else pydicom.dataset.FileMetaDataset()
             ds.file_meta.TransferSyntaxUID = syntax
     _check_encapsulation(ds, syntax, stated, path)
+    syntax = _native_under_compressed(ds, syntax, path, notes)
     if syntax == _ENCAPSULATED_UNCOMPRESSED:
         syntax = _unencapsulated(ds, path)
     codestream = _codestream_of(ds, syntax)
@@ -175,6 +176,38 @@ def _check_encapsulation(ds, syntax, stated: bool, path: str) -> None:
             f"set reads as {syntax.name}, which holds them uncompressed)")  # fmt: skip
     raise ImageReadError(path, f"its pixel data are encapsulated (compressed frames in items), but {said}; export it "
                          "again from its source")  # fmt: skip
+
+
+def _native_under_compressed(ds, syntax, path: str, notes: list[str]):
+    """Explicit VR Little Endian, with a note, where a compressed (encapsulated) transfer syntax
+    is said of pixel data that are not encapsulated (of a defined length) and hold exactly the
+    bytes of the image uncompressed: a TransferSyntaxUID rewritten without its pixels. pydicom
+    refused them as "Found unexpected tag (0000,0FFF) instead of (FFFE,E000)", worded "truncated
+    or corrupt?", beside its own warning that the syntax may be wrong. Such pixel data of another
+    length are refused saying both sizes. ``syntax`` itself otherwise (the data set is in explicit
+    VR little endian either way: every encapsulated syntax is)."""
+    from pydicom.pixels.utils import get_expected_length
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    element = ds["PixelData"] if "PixelData" in ds else None
+    known = getattr(syntax, "is_transfer_syntax", False)
+    if element is None or element.is_undefined_length or not known or not syntax.is_encapsulated:
+        return syntax
+    try:
+        needed = get_expected_length(ds, "bytes")
+    except Exception:  # a header missing what it counts by: left for pydicom's decoding to refuse, as before
+        return syntax
+    held = len(element.value or b"")
+    if not needed <= held <= needed + 1:  # (+1: an odd count of bytes padded to an even length)
+        raise ImageReadError(path, f"its pixel data are not encapsulated (compressed frames in items), as its transfer "
+                             f"syntax {syntax.name} says, and hold {held:,} bytes, not the {needed:,} of its image "
+                             "uncompressed: truncated or corrupt, or its transfer syntax is wrong")  # fmt: skip
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    element.VR = "OB" if _dicom_int(ds, "BitsAllocated", 16, path) <= 8 else "OW"
+    notes.append(f"{path}: its transfer syntax (0002,0010) says {syntax.name}, a compressed one, but its pixel "
+                 f"data are not encapsulated and hold the {needed:,} bytes of its image uncompressed: read as "
+                 "uncompressed (Explicit VR Little Endian; its transfer syntax is wrong)")  # fmt: skip
+    return ExplicitVRLittleEndian
 
 
 def _file_meta_cut(path: str) -> str | None:
