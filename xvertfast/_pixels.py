@@ -65,7 +65,8 @@ def shape_hint(shape, name: str = "pixels") -> str:
     they were refused as "got shape (512, 512, 3)" alone. Or a stack of images ``[N, H, W]``
     (channels first looks the same), to be given one at a time; of 3 or 4 it may be RGB(A) channels
     first (torchvision's), told the colour route too, as is a batch of them, ``[N, 3, H, W]``
-    (:func:`_colour_first_batch`). "" for any other shape. ``name``: the argument as the caller
+    (:func:`_colour_first_batch`), and a batch of them channels last, ``[N, H, W, 3]`` (PIL's arrays
+    stacked, :func:`_channels_last_batch`). "" for any other shape. ``name``: the argument as the caller
     passed it (the metrics' ``img``, ``reference``, ``test``)."""
     shape = tuple(int(n) for n in shape)
     if channels_last(shape) == "a grey image with alpha":
@@ -80,6 +81,15 @@ def shape_hint(shape, name: str = "pixels") -> str:
                     f"{name}[0, 0]; {_LUMINANCE})")  # fmt: skip
         return (f" (a batch of {shape[0]} colour images with their channels first: give one channel [H, W] of one "
                 f"at a time, {name}[i, 0]; {_LUMINANCE})")  # fmt: skip
+    if what := _channels_last_batch(shape):  # (PIL or imageio files stacked: refused with their shape alone)
+        colour = what == "a colour image"
+        give = "one channel [H, W]" if colour else f"{'its' if shape[0] == 1 else 'the'} grey channel [H, W]"
+        tail = f"; {_LUMINANCE})" if colour else ")"
+        if shape[0] == 1:
+            return f" ({what}, channels last, in a batch of one: give {give}, {name}[0, ..., 0]{tail}"
+        images = "colour images" if colour else "grey images with alpha"
+        return (f" (a batch of {shape[0]} {images}, channels last: give {give} of one at a time, "
+                f"{name}[i, ..., 0]{tail}")  # fmt: skip
     # (a notebook's batch, or torchvision's [C, H, W]: refused alone)
     if len(shape) == 3 and min(shape) > 1 and not _channels_last_too(shape):
         if shape[0] in (3, 4):  # (pixels[i] of RGB enhanced R, G and B as three images)
@@ -96,6 +106,15 @@ def _colour_first_batch(shape) -> bool:
     high with their channels last as much."""
     shape = tuple(int(n) for n in shape)
     return len(shape) == 4 and shape[1] in (3, 4) and shape[2] > 1 and shape[3] > 4
+
+
+def _channels_last_batch(shape) -> str | None:
+    """What each image of ``shape`` is where it reads as a batch of images with their channels last,
+    ``[B, H, W, C]`` (PIL's or imageio's arrays stacked): :func:`channels_last` of ``[H, W, C]``
+    ("a colour image", "a grey image with alpha"), with H more than 4 too, else None. Of 4 rows or
+    fewer it may be a batch of images with their channels first as much ((2, 3, 40, 3))."""
+    shape = tuple(int(n) for n in shape)
+    return channels_last(shape[1:]) if len(shape) == 4 and shape[1] > 4 else None
 
 
 def _channels_last_too(shape) -> bool:
@@ -120,12 +139,18 @@ def not_finite(who: str, bad: int, name: str = "pixels") -> str:
 def batch_shape_hint(shape, name: str = "pixels") -> str:
     """:func:`shape_hint` for a function that takes a batch ``[B, H, W]`` too (wls, preprocess), of
     a shape neither ``[H, W]`` nor ``[B, H, W]``: a network's ``[B, 1, H, W]`` as well, which was
-    refused with its shape alone, and a batch of colour images channels first given as a batch
-    (one at a time is :func:`shape_hint`'s word, for a function that takes one image)."""
+    refused with its shape alone, and a batch of colour images channels first or last given as a
+    batch (one at a time is :func:`shape_hint`'s word, for a function that takes one image)."""
     shape = tuple(int(n) for n in shape)
     if _colour_first_batch(shape):
         return (f" (a batch of colour images with their channels first [B, {shape[1]}, H, W]: give one channel "
                 f"[B, H, W], {name}[:, 0]; {_LUMINANCE})")  # fmt: skip
+    if what := _channels_last_batch(shape):
+        if what == "a colour image":
+            return (f" (a batch of colour images, channels last [B, H, W, {shape[3]}]: give one channel "
+                    f"[B, H, W], {name}[..., 0]; {_LUMINANCE})")  # fmt: skip
+        return (f" (a batch of grey images with alpha, channels last [B, H, W, 2]: give their grey channel "
+                f"[B, H, W], {name}[..., 0])")  # fmt: skip
     if not (hint := shape_hint(shape, name)) and len(shape) == 4 and shape[1] == 1:
         hint = f" (a batch of one-channel images [B, 1, H, W]: give {name}[:, 0])"
     return hint

@@ -76,6 +76,13 @@ RGB_BATCH = ("a batch of 2 colour images with their channels first: give one cha
              "pixels[i, 0]; xvertfast.io.read_image gives a colour file's luminance")
 RGB_BATCH_OF_ONE = ("a colour image with its channels first, in a batch of one: give one channel [H, W], pixels[0, 0]; "
                     "xvertfast.io.read_image gives a colour file's luminance")
+#: (PIL's or imageio's arrays stacked, np.stack of RGB files, was told the shape alone)
+RGB_LAST_BATCH = ("a batch of 2 colour images, channels last: give one channel [H, W] of one at a time, "
+                  "pixels[i, ..., 0]; xvertfast.io.read_image gives a colour file's luminance")
+RGB_LAST_BATCH_OF_ONE = ("a colour image, channels last, in a batch of one: give one channel [H, W], pixels[0, ..., 0]; "
+                         "xvertfast.io.read_image gives a colour file's luminance")
+GREY_ALPHA_BATCH = ("a batch of 2 grey images with alpha, channels last: give the grey channel [H, W] of one at a "
+                    "time, pixels[i, ..., 0]")
 
 
 @pytest.mark.parametrize("shape, hint", [((40, 40, 3), COLOUR), ((40, 40, 4), COLOUR), ((40, 40, 2), GREY_ALPHA),
@@ -83,7 +90,9 @@ RGB_BATCH_OF_ONE = ("a colour image with its channels first, in a batch of one: 
                                          ((2, 40, 40), STACK), ((3, 40, 40), RGB_FIRST),
                                          ((4, 40, 40), RGB_FIRST.replace("3 images", "4 images")),
                                          ((1, 3, 40, 40), RGB_BATCH_OF_ONE), ((2, 4, 40, 40), RGB_BATCH),
-                                         ((2, 3, 40, 4), None), ((2, 40, 40, 3), None)])
+                                         ((2, 3, 40, 4), None), ((2, 40, 40, 3), RGB_LAST_BATCH),
+                                         ((2, 40, 40, 4), RGB_LAST_BATCH), ((1, 40, 40, 3), RGB_LAST_BATCH_OF_ONE),
+                                         ((2, 40, 40, 2), GREY_ALPHA_BATCH), ((2, 4, 40, 3), None)])
 def test_one_image_in_another_layout_is_told_how_to_give_it(tmp_path, shape, hint):
     """The functions that take one [H, W] image refused an RGB array (PIL, imageio), a network's
     [1, 1, H, W] or a stack of images with "got shape (40, 40, 3)" alone, where preprocess and wls said

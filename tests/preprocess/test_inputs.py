@@ -413,3 +413,20 @@ def test_the_preprocessed_images_repr_is_one_line_not_five_arrays():
     said = repr(preprocess(np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(32, 32)))
     assert re.fullmatch(r"Preprocessed\(x=float32 32x32 in \[0, 1\], g=float32 32x32 in \[[^]]+\], e=float32 32x32 in "
                         r"\[[^]]+\], xp=float32 32x32 in \[0, 1\], y=float32 32x32 in \[[^]]+\]\)", said), said  # fmt: skip
+
+
+@pytest.mark.parametrize("channels, said", [
+    (3, r"colour images, channels last \[B, H, W, 3\]: give one channel \[B, H, W\], {}\[\.\.\., 0\]; "
+        r"xvertfast\.io\.read_image gives a colour file's luminance\)$"),
+    (2, r"grey images with alpha, channels last \[B, H, W, 2\]: give their grey channel \[B, H, W\], "
+        r"{}\[\.\.\., 0\]\)$")])
+def test_a_batch_of_images_with_their_channels_last_is_told_how_to_give_it(seed, channels, said):
+    # PIL's or imageio's arrays stacked, [B, H, W, 3], were refused with their shape alone
+    stack = np.random.default_rng(seed).random((2, 12, 10, channels)).astype(np.float32)
+    said = rf"got shape \(2, 12, 10, {channels}\) \(a batch of " + said
+    for pixels in (stack, torch.from_numpy(stack)):
+        with pytest.raises(ValueError, match=r"^preprocess: pixels must be \[H, W\] or \[B, H, W\], " + said.format("pixels")):
+            preprocess(pixels)
+        with pytest.raises(ValueError, match=r"^wls: image must be \[H, W\] or \[B, H, W\], " + said.format("image")):
+            wls(pixels)
+    assert preprocess(stack[..., 0]).xp.shape == (2, 12, 10)  # what the message asks for
