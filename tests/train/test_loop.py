@@ -1589,6 +1589,27 @@ def test_the_run_says_what_it_trains_on_and_lists_the_skipped_files_at_the_end(t
     assert said[-2:] == ["1 file was skipped (not trained on):", skipped], said
 
 
+def test_the_warnings_about_images_trained_on_are_listed_again_at_the_end(tmp_path):
+    """An image trained on despite a warning (here an inverted look: a MONOCHROME1 PNG not listed as one) was
+    said only as it was preprocessed, hours of progress above the end of a long run, whose end listed the
+    skipped files alone; enhance's summary lists its warned files."""
+    from PIL import Image
+
+    data = write_images(tmp_path / "data")
+    Image.fromarray(255 - np.asarray(Image.open(data / "img1.png"))).save(data / "img1.png")
+    (data / "empty.png").write_bytes(b"")
+    said = []
+    one = TrainConfig(**{**CONFIG.__dict__, "stages": 1, "epochs_gc": 1, "epochs_joint": 0})
+    train([str(data)], str(tmp_path / "run"), one, progress=False, log=said.append)
+    warning = next(line for line in said if "img1.png: looks inverted" in line)  # (as it was preprocessed)
+    assert warning.startswith("warning: ") and said.index(warning) < said.index("1 file was skipped (not trained on):")
+    cache = tmp_path / "run" / "cache"
+    assert said[-4:] == ["1 file was skipped (not trained on):", f"skipped: {data / 'empty.png'}: empty file (0 bytes)",
+                         "1 warning about images trained on as they are (each says what to do; with them fixed or "
+                         f"left out, train into a new run folder: a copy of {cache} in it keeps the other images' "
+                         "preprocessing):", warning], said[-4:]
+
+
 def test_the_skipped_files_listed_again_at_the_end_are_as_many_as_a_screen_holds(tmp_path):
     """An archive's thousands of duplicates and unreadable files were listed whole at the end, a second
     time (each was said as it was skipped), as the batch jobs' summaries no longer do."""

@@ -66,6 +66,9 @@ class RoiSet:
     key: str = ""  #: from load_rois: a digest of the images' contents and the preprocessing parameters
     found: int = 0  #: from load_rois: the input files found
     skipped: list[str] = field(default_factory=list)  #: from load_rois: "skipped: FILE: why" of each one not used
+    #: from load_rois: "warning: FILE: ..." of the images it preprocessed and kept (an inverted look, a spine at the
+    #: edge, what decoding changed), as it said them; not of those found in the cache, warned of when preprocessed
+    warned: list[str] = field(default_factory=list)
     #: from load_rois: a digest of the ROI centres given by hand for the images used ("" where none were)
     centres: str = ""
     #: from load_rois: the SHA-256 of each source's file, in order (a resume names a changed file by it)
@@ -267,11 +270,15 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     # (as TrainConfig reads them: numbers, and checked now, not once an image is preprocessed)
     lam, alpha, eps, _ = check_parameters(lam, alpha, eps, rtol=None, who="load_rois")
     params = {"lam": lam, "alpha": alpha, "eps": eps, "roi_size": roi_size, "version": CACHE_VERSION}
-    files, sources, digests, first_of, skipped, enlarged = [], [], [], {}, [], []
+    files, sources, digests, first_of, skipped, enlarged, warned = [], [], [], {}, [], [], []
 
     def skip(text: str) -> None:  # said now, and kept for the end of a long run
         skipped.append(f"skipped: {text}")
         log(skipped[-1])
+
+    def warn(text: str) -> None:  # the same, for an image trained on (its warnings are its only log lines)
+        warned.append(text)
+        log(text)
 
     folders, into = (cache_dir,) if private is None else (cache_dir, private), cache_dir
     if private is not None and (cannot := _unwritable(cache_dir)) is not None:
@@ -290,9 +297,11 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
         if f.problem is not None:  # a folder that could not be searched: as enhance says it
             skip(input_problem(f))
             continue
+        said = len(warned)
         try:
-            crops = _image_pairs(f.path, folders, params, f.photometric, log, given.get(f.path), into)
+            crops = _image_pairs(f.path, folders, params, f.photometric, warn, given.get(f.path), into)
         except FILE_ERRORS as exc:  # as enhance: a decoder's error, out of memory on a huge image, ...
+            del warned[said:]  # (an image skipped after its warnings: listed at the end as skipped, not as trained on)
             if disk_full(exc) or isinstance(exc, CacheNotWritable):  # writing the cache: not the image's fault
                 raise
             # not opened (its checksum is read first: missing, a link loop, a path through a file, a folder on
@@ -355,6 +364,7 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
               f"the same command again (it is gathered again from the images' crops in {held})")  # fmt: skip
     data = RoiSet.mapped(gathered, torch.arange(len(sources)).repeat_interleave(per_image), sources, roi_size, remedy)
     data.key, data.centres, data.found, data.skipped, data.digests = key, centres, len(found), skipped, digests
+    data.warned = warned
     return data
 
 

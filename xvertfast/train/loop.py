@@ -41,7 +41,7 @@ from xvertfast._checks import number_of, whole_number
 from xvertfast._interrupts import came_of_an_interrupt
 from xvertfast._paths import working_folder
 from xvertfast._pickled_errors import PickledAsRaised
-from xvertfast._text import FAILED_LISTED, asked, count, first_listed, from_cli, option_said
+from xvertfast._text import FAILED_LISTED, WARNED_LISTED, asked, count, first_listed, from_cli, option_said
 from xvertfast.io.files import JOB_FOLDER_MARKERS, JOB_IMAGES, NothingFound, discover, input_paths
 from xvertfast.io.job_folder import mark_taken, taken_over
 from xvertfast.io.write import atomic_write, disk_full, remove_stale_parts, why_not_made
@@ -1371,6 +1371,13 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
         # unreadable files were listed whole a second time, each said already
         for line in first_listed(rois.skipped, FAILED_LISTED, "skipped file", "each was said above as it was skipped",
                                  indent=""):  # fmt: skip
+            log(line)
+    if rois.warned:  # (an inverted look, a spine at the edge: said as each was preprocessed, hours of progress above)
+        log(f"{count(len(rois.warned), 'warning')} about images trained on as they are (each says what to do; with "
+            f"them fixed or left out, train into a new {_run_dir_said()}: a copy of {os.path.join(run_dir, 'cache')} "
+            "in it keeps the other images' preprocessing):")  # fmt: skip
+        for line in first_listed(rois.warned, WARNED_LISTED, "warning", "each was said above as its image was "
+                                 "preprocessed", indent=""):  # fmt: skip
             log(line)
     # the model as saved, with its record (metadata): its training roi_size is the tile Enhancer runs it at (a bare
     # XVertNet was run at 512 px tiles whatever it was trained on, unlike load_model(RUN_DIR/model))
