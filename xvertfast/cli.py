@@ -876,7 +876,8 @@ def _print_train_status(run, as_json: bool) -> int:
                   f"{count(run.preprocessed_private, 'image crop file')} (of its images that cache, which it could not "
                   "write, lacked)" if run.preprocessed_private else ""))  # fmt: skip
     elif run.finished:
-        _print(f"{run.run_dir}: xvertfast train, {stages}: finished; the trained model is {run.model}")
+        _print(f"{run.run_dir}: xvertfast train, {stages}: finished; the trained model is {run.model}: "
+               f"{_enhance_with(run.model)}")  # fmt: skip
     elif run.stage > run.stages:
         _print(f"{run.run_dir}: xvertfast train, {stages}: every stage trained, the model not yet written (the run "
                "writes it next, or was stopped just before: --resume writes it)")  # fmt: skip
@@ -1213,8 +1214,16 @@ def _trained_line(run_dir: str) -> str:
     previews = _previews(run_dir)  # (each stage's, where matplotlib drew them: the first thing to look at)
     if previews:
         written.append(f"previews (a few ROIs through each stage) in {' and '.join(previews)}")
-    return (f"the model is in {model}: enhance with `xvertfast enhance INPUT -o OUT --model {model}` (Python: "
-            "xvertfast.load_model)" + ("; " + ", ".join(written) if written else ""))  # fmt: skip
+    return (f"the model is in {model}: {_enhance_with(model)} (Python: xvertfast.load_model)"
+            + ("; " + ", ".join(written) if written else ""))  # fmt: skip
+
+
+def _enhance_with(model: str) -> str:
+    """How a trained model is used next, said where a run finishes and by status of a finished run (checked from
+    elsewhere, the run's own last line in a log on another node): its folder shell-quoted (a space in it split it)."""
+    import shlex
+
+    return f"enhance with `xvertfast enhance INPUT -o OUT --model {shlex.quote(model)}`"
 
 
 def _previews(run_dir: str) -> list[str]:

@@ -417,7 +417,8 @@ def test_the_resume_command_status_gives_parses_as_the_run_with_resume(argv, pro
 def test_each_command_a_training_run_suggests_parses_as_what_it_says(tmp_path, capsys, monkeypatch):
     # status gave "to resume it: ... xvertfast train --resume data -o run ...", not the order --help and the guide
     # give (DATA, -o RUN_DIR, options, --resume): each command train and status suggest is parsed here, and the
-    # resume and enhance commands are run as given
+    # resume and enhance commands are run as given; status of the finished run gave no enhance command, and a
+    # model folder with a space in its name was not quoted in it
     import re
     import shlex
 
@@ -443,6 +444,10 @@ def test_each_command_a_training_run_suggests_parses_as_what_it_says(tmp_path, c
     assert main(shlex.split(suggested[0])[1:]) == 0
     said = capsys.readouterr().out
     (enhance,) = re.findall(r"`(xvertfast enhance [^`]*)`", said)
+    assert main(["status", "run"]) == 0  # (a finished run checked from elsewhere: the same command, what to do next)
+    assert re.findall(r"`(xvertfast enhance [^`]*)`", capsys.readouterr().out) == [enhance]
+    spaced = re.findall(r"`(xvertfast enhance [^`]*)`", cli._trained_line(os.path.join("my runs", "a")))
+    assert cli.build_parser().parse_args(shlex.split(spaced[0])[1:]).model == os.path.join("my runs", "a", "model")
     words = shlex.split(enhance.replace("INPUT", "data").replace("OUT", "enhanced"))
     assert cli.build_parser().parse_args(words[1:]).model == os.path.join("run", "model"), enhance
     assert main([*words[1:], "-q", "--device", "cpu"]) == 0
