@@ -686,10 +686,14 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
         raise ImageReadError(path, f"expected a single-frame grayscale image, decoded shape {arr.shape}")
     overlays = _embedded_overlays(ds, bits, deeper) if deeper is not None else []
     if overlays:  # (its bits above BitsStored are declared no pixel values: masked, as native words are)
-        arr = _low_bits(ds, arr.view(np.dtype(f"u{arr.dtype.itemsize}")), path)
+        whole, lossy = arr.view(np.dtype(f"u{arr.dtype.itemsize}")), syntax not in _LOSSLESS
+        if lossy:  # (a lossy codec's overshoot crosses BitsStored's top bit, and the overlay's)
+            whole = _without_lossy_overlays(whole, bits, deeper, [position for _, position in overlays])
+        unsigned = _dicom_int(ds, "PixelRepresentation", 0, path) != 1  # (lossy: unmasked, its overshoot kept)
+        arr = whole if lossy and unsigned else _low_bits(ds, whole, path)
+        said = ", ".join(f"overlay {group:04X} in bit {position}" for group, position in overlays)
         notes.append(f"{path}: its {codestream.kind} codestream's {deeper}-bit samples hold an overlay embedded above "
-                     f"BitsStored {bits} ({', '.join(overlays)}): read from the low {bits} bits, the overlay left "
-                     "out")  # fmt: skip
+                     f"BitsStored {bits} ({said}): read from the low {bits} bits, the overlay left out")  # fmt: skip
         deeper = None
     signed = _dicom_int(ds, "PixelRepresentation", 0, path) == 1 and arr.dtype.kind == "i"
     read_deeper = False
@@ -944,14 +948,15 @@ def _said_while_decoding(ds, **values) -> Iterator[None]:
                 delattr(ds, keyword)
 
 
-def _embedded_overlays(ds, bits: int, precision: int) -> list[str]:
+def _embedded_overlays(ds, bits: int, precision: int) -> list[tuple[int, int]]:
     """The overlays the header embeds in the bits of a codestream's ``precision``-bit samples above
-    BitsStored, as "overlay 6000 in bit 13": an overlay group (60xx) whose OverlayBitsAllocated is
-    not 1 and whose OverlayBitPosition lies there (PS3.3 C.9.2, retired: a plane of graphics or
-    text kept in the pixel data's unused bits). A codestream keeps them where it was written at the
-    words' depth, and such a frame was read deeper than BitsStored: the overlay burnt into the
-    image at 2**13 and more, its anatomy squeezed into a fraction of the range; uncompressed, the
-    same words read from the low BitsStored bits (pydicom's masking)."""
+    BitsStored, as (group, bit), (0x6000, 13) for "overlay 6000 in bit 13": an overlay group (60xx)
+    whose OverlayBitsAllocated is not 1 and whose OverlayBitPosition lies there (PS3.3 C.9.2,
+    retired: a plane of graphics or text kept in the pixel data's unused bits). A codestream keeps
+    them where it was written at the words' depth, and such a frame was read deeper than
+    BitsStored: the overlay burnt into the image at 2**13 and more, its anatomy squeezed into a
+    fraction of the range; uncompressed, the same words read from the low BitsStored bits
+    (pydicom's masking)."""
     found = []
     for group in range(0x6000, 0x6020, 2):
         try:
@@ -960,8 +965,33 @@ def _embedded_overlays(ds, bits: int, precision: int) -> list[str]:
         except (KeyError, TypeError, ValueError):  # (none, an empty or damaged one: no overlay said to be there)
             continue
         if allocated != 1 and bits <= position < precision:
-            found.append(f"overlay {group:04X} in bit {position}")
+            found.append((group, position))
     return found
+
+
+def _without_lossy_overlays(words: np.ndarray, bits: int, precision: int, positions: list[int]) -> np.ndarray:
+    """A lossy codestream's ``words`` with the overlay bits at ``positions`` (all at or above
+    BitsStored ``bits``) taken out. Masked to their low BitsStored bits, as lossless words are, a
+    white pixel's overshoot (4095 decoded as 4100: bit 12 set) read as black (4), and a black pixel
+    under an overlay in bit 13 decoded a little low (8190) as white (4094): speckles. Here each
+    word's part above BitsStored is the overlay bits' combination whose range (that part plus
+    0..2**bits - 1) lies nearest to it; what is left keeps an overshoot past white, as a lossy
+    codestream without an overlay reads (:func:`_needs_deeper`), and an undershoot below 0 reads 0,
+    as the decoder clamps one without an overlay. (An overlay in bit BitsStored itself, 12, leaves
+    no gap to tell white's overshoot from the overlay over black: such a value reads as the latter.)"""
+    overlay = sum(1 << (position - bits) for position in set(positions))
+    parts = np.arange(1 << (precision - bits), dtype=np.int64)  # (each part above BitsStored, in units of 2**bits)
+    possible = (parts & ~overlay) == 0
+    below = np.maximum.accumulate(np.where(possible, parts, 0))  # (the nearest possible part at or below; 0 is one)
+    ahead = np.where(possible, parts, parts.size)[::-1]
+    above = np.minimum.accumulate(ahead)[::-1]  # (the nearest at or above: parts.size where there is none)
+    values = words.astype(np.int64)
+    part = np.minimum(values >> bits, parts.size - 1)
+    low, high = below[part], above[part]
+    past_low = values - (low << bits) - ((1 << bits) - 1)  # (how far past the lower range's top: <= 0 within it)
+    short_of_high = (high << bits) - values  # (how far short of the higher range's bottom)
+    chosen = np.where((high < parts.size) & (short_of_high < past_low), high, low)
+    return np.maximum(values - (chosen << bits), 0).astype(words.dtype)
 
 
 def _needs_deeper(syntax, top: int, bits: int) -> bool:
