@@ -197,6 +197,15 @@ def test_the_many_tiles_note_names_the_first_such_image_in_input_order_whatever_
     assert texts == summary.notes == [many_full_tiles(256, (64, 96), named=str(src / "b_wide.png"))], texts
 
 
+def _bone_dark_and_model(tmp_path, seed, image):
+    """Writes ``image``, a 96 px chest-like image stored bone dark (warned "looks inverted"), and a
+    small two-stage model: the model's path."""
+    image.parent.mkdir(parents=True)
+    Image.fromarray(np.round((1 - chest_like(seed, 96, 96)) * 255).astype(np.uint8)).save(image)
+    return save_model(XVertNet([XVertNetStage(4, 2), XVertNetStage(4, 2)]), tmp_path / "model",
+                      extra={"training": {"config": {"roi_size": TILE}}})  # fmt: skip
+
+
 def test_a_resumed_runs_report_keeps_the_warnings_of_the_images_an_earlier_run_enhanced(tmp_path, seed, capsys):
     """A job done over several runs: each run's --report listed the images done before as skipped
     with no warnings, so only the last run's warnings were in any report (a bone-dark image enhanced
@@ -205,10 +214,7 @@ def test_a_resumed_runs_report_keeps_the_warnings_of_the_images_an_earlier_run_e
     from xvertfast.io.job_folder import LEDGER_FILE
 
     src = tmp_path / "in"
-    src.mkdir()
-    Image.fromarray(np.round((1 - chest_like(seed, 96, 96)) * 255).astype(np.uint8)).save(src / "bone_dark.png")
-    model = save_model(XVertNet([XVertNetStage(4, 2), XVertNetStage(4, 2)]), tmp_path / "model",
-                       extra={"training": {"config": {"roi_size": TILE}}})  # fmt: skip
+    model = _bone_dark_and_model(tmp_path, seed, src / "bone_dark.png")
     out, report = tmp_path / "out", tmp_path / "run.json"
     common = [str(src), "-o", str(out), "--model", str(model), "-q"]
     assert main(["enhance", *common]) == 0  # the first run
@@ -225,3 +231,31 @@ def test_a_resumed_runs_report_keeps_the_warnings_of_the_images_an_earlier_run_e
     body = json.loads(report.read_text())
     assert [(r["status"], r["warnings"]) for r in body["files"]] == [("skipped", kept[0])]
     assert (body["summary"]["warned"], body["summary"]["skipped_warned"]) == (0, 1)
+
+
+def test_a_rerun_redoes_an_output_whose_input_the_list_now_tags_monochrome1(tmp_path, seed, capsys):
+    """The first run warned "looks inverted ... list it in an @list with a tab and MONOCHROME1"; the
+    user did, and the rerun skipped it as done (the ledger kept no polarity): its output stayed the
+    image read the wrong way round, and its --report repeated the advice just followed."""
+    from xvertfast.cli import main
+    from xvertfast.io.job_folder import LEDGER_FILE
+
+    src = tmp_path / "in2"
+    model = _bone_dark_and_model(tmp_path, seed, src / "dark.png")
+    untagged, tagged = tmp_path / "l1.txt", tmp_path / "l2.txt"
+    untagged.write_text(f"{src / 'dark.png'}\n")
+    tagged.write_text(f"{src / 'dark.png'}\tMONOCHROME1\n")
+    out, report = tmp_path / "out3", tmp_path / "r.json"
+    common = ["-o", str(out), "--model", str(model), "-q", "--report", str(report)]
+    assert main(["enhance", f"@{untagged}", *common]) == 0
+    assert "looks inverted" in capsys.readouterr().err
+    assert main(["enhance", f"@{tagged}", *common]) == 0  # the advice followed: redone, read bone bright
+    second = capsys.readouterr()
+    assert "1 done" in second.out and "looks inverted" not in second.err, second
+    assert [(r["status"], r["warnings"]) for r in json.loads(report.read_text())["files"]] == [("done", [])]
+    lines = [json.loads(line) for line in (out / LEDGER_FILE).read_text().splitlines()]
+    last = [line for line in lines if line.get("state") == "done"][-1]
+    assert (last.get("photometric"), last.get("warnings")) == ("MONOCHROME1", None), last
+    assert main(["enhance", f"@{tagged}", *common]) == 0  # then done as it was listed
+    assert "0 done, 1 skipped" in capsys.readouterr().out
+    assert [(r["status"], r["warnings"]) for r in json.loads(report.read_text())["files"]] == [("skipped", [])]

@@ -822,6 +822,29 @@ def test_a_ledger_written_on_windows_is_read_with_its_keys(tmp_path, monkeypatch
     job.close()
 
 
+def test_an_output_is_done_only_as_its_input_was_listed_and_a_line_without_a_polarity_was_untagged(tmp_path):
+    """A ledger line keeps the polarity an @list gave its input: a tag added or dropped since redoes
+    the output (the rerun after "looks inverted ... MONOCHROME1" skipped it as done). A line written
+    before lines kept one resumes as untagged."""
+    from xvertfast.io.files import file_state
+    from xvertfast.io.job_folder import job_files
+
+    src, out_dir = tmp_path / "in.png", tmp_path / "out"
+    src.write_bytes(b"an input")
+    out_dir.mkdir()
+    (out_dir / "in.png").write_bytes(b"an output")
+    line = {"output": "in.png", "input": os.path.realpath(src), "state": "done",
+            "settings": JobFolder(str(out_dir), {"a": 1}, overwrite=False).key, "stat": file_state(str(src))}
+    (out_dir / job_files("enhance")[1]).write_text(json.dumps(line) + "\n")  # an earlier xvertfast's line
+    with JobFolder(str(out_dir), {"a": 1}, overwrite=False) as job:
+        out = str(out_dir / "in.png")
+        assert job.state(str(src), out) == ("done", None)
+        assert job.state(str(src), out, None, "MONOCHROME1") == ("redo", None)
+        job.finished(str(src), out, file_state(str(src)), photometric="MONOCHROME1")
+        assert job.state(str(src), out, None, "MONOCHROME1") == ("done", None)
+        assert job.state(str(src), out) == ("redo", None)
+
+
 def test_an_archive_moved_elsewhere_resumes(tmp_path, model_dir, seed, capsys):  # noqa: F811
     # mounted at another path, or copied with its times (rsync -a): the same files, not other inputs
     write_pngs(tmp_path / "archive", seed, ["p1/a.png", "p2/b.png"])
@@ -887,7 +910,7 @@ def test_an_interrupt_while_planning_still_gives_the_summary_and_report(tmp_path
     capsys.readouterr()
     calls = []
 
-    def interrupted(self, input_path, out, centres=None):
+    def interrupted(self, input_path, out, centres=None, photometric=None):
         calls.append(out)
         if len(calls) == 2:
             raise KeyboardInterrupt  # (Ctrl-C, or SIGTERM: main raises it for both)
@@ -911,7 +934,7 @@ def test_status_of_a_resume_stopped_while_planning_counts_no_inputs_left(tmp_pat
     assert run(model_dir, tmp_path / "in", "-o", tmp_path / "out") == 0
     calls = []
 
-    def interrupted(self, input_path, out, centres=None):
+    def interrupted(self, input_path, out, centres=None, photometric=None):
         calls.append(out)
         if len(calls) == 2:
             raise KeyboardInterrupt

@@ -295,6 +295,22 @@ def test_an_edited_input_is_redone_and_an_unchanged_one_skipped(tmp_path):
     assert (out / "a_xp.png").read_bytes() != before
 
 
+def test_an_input_the_list_now_tags_monochrome1_is_redone(tmp_path):
+    """Its outputs were made of the image read bone bright: a rerun with its @list line tagged
+    MONOCHROME1 (as "looks inverted" advises) skipped it as done, keeping them."""
+    src, out = tmp_path / "a.png", tmp_path / "out"
+    Image.fromarray(radiograph_like(0, 64)).save(src)
+    untagged, tagged = tmp_path / "l1.txt", tmp_path / "l2.txt"
+    untagged.write_text(f"{src}\n")
+    tagged.write_text(f"{src}\tMONOCHROME1\n")
+    preprocess_files([f"@{untagged}"], str(out), progress=False, log=lambda m: None)
+    [made] = out.rglob("a_xp.png")  # (placed as the list's path leads)
+    before = made.read_bytes()
+    again = preprocess_files([f"@{tagged}"], str(out), progress=False, log=lambda m: None)
+    assert (len(again.done), len(again.skipped)) == (1, 0) and made.read_bytes() != before
+    assert len(preprocess_files([f"@{tagged}"], str(out), progress=False, log=lambda m: None).skipped) == 1
+
+
 def test_a_file_the_job_did_not_write_is_never_replaced(tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()

@@ -469,9 +469,11 @@ def _description(settings: dict) -> str:
 
 def _compose_and_write(enhancer, rad: Radiograph, prep, tiles, out: str, fmt: str, description: str,
                        job: JobFolder, stat, centres: list[float] | None = None,
-                       warnings: list[str] | None = None) -> tuple[dict, list[str]]:  # fmt: skip
+                       warnings: list[str] | None = None,
+                       photometric: str | None = None) -> tuple[dict, list[str]]:  # fmt: skip
     """Blends and writes an image's output: its timings, and a warning for each earlier output of its
-    input that was removed from another place. ``warnings``: the image's, kept on its ledger line."""
+    input that was removed from another place. ``warnings``: the image's, and ``photometric``: the
+    polarity its @list gave it, kept on its ledger line."""
     t0 = time.perf_counter()
     pixels = enhancer.compose(prep, tiles)
     t1 = time.perf_counter()
@@ -491,8 +493,8 @@ def _compose_and_write(enhancer, rad: Radiograph, prep, tiles, out: str, fmt: st
     except BaseException:  # not made: recorded so (left "writing", status counted it in flight or killed), and
         job.abandoned(rad.path, [out])  # an earlier output being redone goes, as a failed input gets none
         raise
-    removed = job.finished(rad.path, out, stat, sole=True, centres=centres,
-                           warnings=warnings) or []  # (an earlier --format's output of it goes)
+    removed = job.finished(rad.path, out, stat, sole=True, centres=centres, warnings=warnings,
+                           photometric=photometric) or []  # (an earlier --format's output of it goes)
     # one at another place than this one's (the input reached another way: its folder given, not the one
     # above it) is said: a rerun of part of an archive into its OUT would move outputs without a word
     moved = [f"{rad.path}: its earlier output {old} was removed: this run writes it as {out} (the input was given "
@@ -862,7 +864,7 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
         # (write._part_stem)
         job.remove_stale_parts(out for _, out in planned)  # (in the folder it holds)
         for f, out in planned:
-            state, why = job.state(f.path, out, centres(f))
+            state, why = job.state(f.path, out, centres(f), f.photometric)
             if state == "done":
                 summary.records.append(FileRecord(f.path, out, "skipped", warnings=job.warnings_of(out)))
             elif state == "refuse":  # a missing input is said missing, not as a clash with what its output path
@@ -1055,7 +1057,8 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
                         break
                     rec = FileRecord(f.path, out, "running", seconds=seconds, warnings=warnings)
                     writes[writers.submit(contextvars.copy_context().run, write, enhancer, rad, prep, result, out,
-                                          fmt, description, job, stat, centres(f), warnings)] = rec  # fmt: skip (as the reads)
+                                          fmt, description, job, stat, centres(f), warnings,
+                                          f.photometric)] = rec  # fmt: skip (as the reads)
                 drain_writes()
             if summary.stopped is not None:  # stopping anyway (a full disk): a signal held meanwhile counts, as ever
                 deliver(held)

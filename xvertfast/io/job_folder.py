@@ -1579,12 +1579,14 @@ class JobFolder:
         on every system (ledgers written on Windows with ``\\`` are read the same way)."""
         return os.path.relpath(os.path.abspath(out), os.path.abspath(self.out_dir)).replace(os.sep, "/")
 
-    def state(self, input_path: str, out: str, centres: list[float] | None = None) -> tuple[str, str | None]:
+    def state(self, input_path: str, out: str, centres: list[float] | None = None,
+              photometric: str | None = None) -> tuple[str, str | None]:  # fmt: skip
         """What to do with ``out``: ("new" | "done" | "redo", None), or ("refuse", why). ``centres``:
-        the ROI centres given for the input (None: those found), which the output must have been
-        made at to be done (:meth:`finished`). Looked up in the folder the job holds, wherever its
-        path leads now: by the path, a file of another job's folder put there (``ln -sfn c2 latest``)
-        was taken for this job's output, done, where its own was gone."""
+        the ROI centres given for the input (None: those found), and ``photometric``: the polarity an
+        @list gives it (None: untagged), which the output must have been made with to be done
+        (:meth:`finished`): a tag added after a run warned "looks inverted" redoes it. Looked up in the
+        folder the job holds, wherever its path leads now: by the path, a file of another job's folder
+        put there (``ln -sfn c2 latest``) was taken for this job's output, done, where its own was gone."""
         look = functools.partial(_mode, dir_fd=self._dir_fd, root=os.path.abspath(self.out_dir))
         exists = self.exists(out)
         blocked = _in_the_way(self.out_dir, out, exists, self._clear, look)
@@ -1608,13 +1610,14 @@ class JobFolder:
                 if entry.get("state") == "done" and entry.get("settings") == self.key:  # recorded at its new
                     # path (with what it was made with), so that a later edit there is redone, not refused
                     self.finished(input_path, out, stat, adopted=True, centres=entry.get("centres"),
-                                  warnings=entry.get("warnings"))  # fmt: skip
+                                  warnings=entry.get("warnings"), photometric=entry.get("photometric"))  # fmt: skip
                     entry = self._ledger[self._rel(out)]
             elif not self.overwrite:
                 return "refuse", (f"{out} holds the output of another input, {entry.get('input')} "
                                   f"({asked('overwrite', True)} replaces it)")  # fmt: skip
         finished = entry.get("state") == "done" and entry.get("settings") == self.key
-        if finished and entry.get("stat") == stat and entry.get("centres") == centres and not self.overwrite:
+        made_as_asked = entry.get("centres") == centres and entry.get("photometric") == photometric
+        if finished and entry.get("stat") == stat and made_as_asked and not self.overwrite:
             return "done", None
         return "redo", None
 
@@ -1687,14 +1690,15 @@ class JobFolder:
 
     def finished(self, input_path: str, out: str, stat: list[int] | None, sole: bool = False,
                  adopted: bool = False, centres: list[float] | None = None,
-                 warnings: list[str] | None = None) -> list[str]:  # fmt: skip
+                 warnings: list[str] | None = None, photometric: str | None = None) -> list[str]:  # fmt: skip
         """Called once ``out`` is complete; ``stat``: the input's, as it was planned from;
         ``warnings``: what the job warned of the image as it made ``out`` (looks inverted, ...), kept
         on its line (where any) so that a later run that skips it as done can report them
         (:meth:`warnings_of`): its --report listed such an input without them;
         ``centres``: the ROI centres it was made at where they were given (not the ones found):
         a job settings file records none of them (a CSV edited for a few images is no other job),
-        so each output's line does, and :meth:`state` redoes it where they change.
+        so each output's line does, and :meth:`state` redoes it where they change; ``photometric``
+        likewise: the polarity an @list gave the input (None: untagged, as on lines that lack it).
         ``adopted``: ``out`` was not made now, only recorded (an earlier version's output, or one
         whose input moved): its line is marked so, and the job's rate does not count it.
         ``sole``: ``out`` is the input's one output (enhance), so the files the ledger names as
@@ -1706,6 +1710,7 @@ class JobFolder:
         with self._write_lock:
             self._add({"output": rel, "input": identity, "state": "done", "settings": self.key, "stat": stat,
                        **({"centres": centres} if centres is not None else {}),
+                       **({"photometric": photometric} if photometric else {}),
                        **({"warnings": list(warnings)} if warnings else {}),
                        **({ADOPTED: True} if adopted else {})}, durable=False)  # fmt: skip
             removed = []

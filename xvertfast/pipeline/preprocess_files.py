@@ -228,7 +228,7 @@ def _one(f: InputFile, outs: list[str], job: JobFolder, log=print,
         job.abandoned(f.path, outs)
         raise
     for out in outs:
-        job.finished(f.path, out, stat, centres=None if given is None else given.record())
+        job.finished(f.path, out, stat, centres=None if given is None else given.record(), photometric=f.photometric)
     return warnings
 
 
@@ -262,7 +262,7 @@ def _decide(job: JobFolder, f: InputFile, outs: list[str],
     if all(job.exists(o) and not job.recorded(o) for o in outs):  # (in the folder the job holds)
         job.adopt(f.path, outs)  # the whole set of an xvertfast before the ledger, by its four names
     centres = None if given is None else given.record()
-    states = [job.state(f.path, o, centres) for o in outs]
+    states = [job.state(f.path, o, centres, f.photometric) for o in outs]
     refused = [why for state, why in states if state == "refuse"]
     if refused:
         return "refuse", refused[0]
