@@ -1101,7 +1101,7 @@ def _training_interrupted(args: argparse.Namespace, exc: BaseException) -> int:
                f"{os.path.join(run_dir, 'model')}", file=sys.stderr)  # fmt: skip
         return 130
     # (RUN_DIR/private-cache: the crops a cache it could not write lacked, which was said to hold none)
-    kept = "the last finished epoch is kept" if has_finished_epochs(run_dir) else preprocessing_kept(run_dir, True)
+    kept = "the last finished epoch is kept" if has_finished_epochs(run_dir) else preprocessing_kept(run_dir)
     _print(f"{_line_start()}interrupted{then_line(exc)}: {kept}; {to_go_on(args.resume)}", file=sys.stderr)
     return 130
 

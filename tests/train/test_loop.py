@@ -1247,11 +1247,12 @@ def test_a_run_stopped_early_on_a_shared_cache_counts_only_its_own_crops_as_kept
     monkeypatch.setattr(data_module, "_image_pairs", ctrl_c_at(2))  # (the first image's crops written into the link)
     assert main([*argv, "--resume"]) == 130
     said = capsys.readouterr().err
-    assert "no epoch had finished; the images preprocessed so far are kept in its cache; run the same" in said, said
+    # (RUN_DIR/cache named as the command was given RUN_DIR: "its cache" named no folder in a job's log)
+    assert f"no epoch had finished; the images preprocessed so far are kept in {run / 'cache'}; run the same" in said
     calls.clear()
     monkeypatch.setattr(data_module, "_image_pairs", ctrl_c_at(1))  # (a start stopped before it found them again)
     assert main([*argv, "--resume"]) == 130
-    assert "the images preprocessed so far are kept in its cache" in capsys.readouterr().err
+    assert f"the images preprocessed so far are kept in {run / 'cache'};" in capsys.readouterr().err
     # the record of the crops it took (read only before its first epoch) was kept for good, a line an image: it goes
     # once an epoch is saved, and a start after one (a resume) records nothing
     from xvertfast.train.run_folder import LINKED_CROPS, recording_linked_crops
@@ -1366,7 +1367,7 @@ def test_cli_ctrl_c_before_any_epoch_does_not_claim_one_is_kept(tmp_path, monkey
         assert main(argv) == 130
     err = capsys.readouterr().err
     assert "no epoch had finished" in err and "epoch is kept" not in err and "add --resume" in err
-    assert "kept in its cache" not in err  # the first image was being preprocessed: none is cached (said before)
+    assert "preprocessed so far" not in err  # the first image was being preprocessed: none is cached (said before)
     first = data_module.preprocess
     calls = []
 
@@ -1377,7 +1378,8 @@ def test_cli_ctrl_c_before_any_epoch_does_not_claim_one_is_kept(tmp_path, monkey
     with monkeypatch.context() as patch:
         patch.setattr(data_module, "preprocess", second_interrupted)
         assert main(argv) == 130
-    assert "no epoch had finished; the images preprocessed so far are kept in its cache" in capsys.readouterr().err
+    cache = tmp_path / "run" / "cache"
+    assert f"no epoch had finished; the images preprocessed so far are kept in {cache};" in capsys.readouterr().err
     run2 = [*argv[:3], str(tmp_path / "run2"), *argv[4:]]
     run2[run2.index("--epochs-gc") + 1] = "2"
     with monkeypatch.context() as patch:  # stopped once its first epoch is checkpointed

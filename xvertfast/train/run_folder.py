@@ -283,12 +283,12 @@ def crop_folders(run_dir: str) -> list[str]:
             if holds_crops(folder)]  # fmt: skip
 
 
-def preprocessing_kept(run_dir: str, its_cache: bool = False) -> str:
+def preprocessing_kept(run_dir: str) -> str:
     """What a run stopped before its first epoch keeps, in the words of each message that says it (the
-    full disk's, the Ctrl-C line's): the folders that hold its crops (:func:`crop_folders`; RUN_DIR/cache
-    said "its cache" where ``its_cache``), or that no image was preprocessed yet."""
-    cache = os.path.join(run_dir, "cache")
-    held = ["its cache" if its_cache and folder == cache else folder for folder in crop_folders(run_dir)]
+    full disk's, the Ctrl-C line's): the folders that hold its crops (:func:`crop_folders`), named as
+    RUN_DIR was given (RUN/cache: "its cache" named no folder, and a job's log shows no RUN), or that
+    no image was preprocessed yet."""
+    held = crop_folders(run_dir)
     return (f"no epoch had finished; the images preprocessed so far are kept in {' and '.join(held)}" if held
             else "no epoch had finished, no image was preprocessed yet")  # fmt: skip
 
