@@ -74,6 +74,33 @@ def test_outputs_errors_and_resume(folder, tmp_path):
     assert not stale.exists()
 
 
+def test_a_y_that_is_0_almost_everywhere_is_said_to_be_drawn_at_a_fixed_scale(tmp_path, monkeypatch):
+    """Y 0 at its 99.5th percentile of |Y| (one pixel not): NAME_y.png is drawn with white +1, and its
+    Description said that was "the 99.5th percentile of |Y|", which is 0."""
+    from dataclasses import replace
+
+    from xvertfast.pipeline import preprocess_files as module
+
+    real = module.preprocess
+
+    def one_pixel_y(pixels):
+        pp = real(pixels)
+        y = np.zeros_like(pp.y)
+        y[5, 7] = 0.5
+        return replace(pp, y=y)
+
+    monkeypatch.setattr(module, "preprocess", one_pixel_y)
+    Image.fromarray(radiograph_like(0, 32)).save(tmp_path / "a.png")
+    summary = preprocess_files([str(tmp_path / "a.png")], str(tmp_path / "out"), progress=False, log=lambda m: None)
+    assert len(summary.done) == 1, summary.failed
+    with Image.open(tmp_path / "out" / "a_y.png") as im:
+        said, grey = im.text["Description"], np.asarray(im)
+    assert said == ("Y, the guidance image, for viewing: mid-grey is 0, white +1 and black -1 (a fixed scale: the "
+                    "99.5th percentile of |Y|, which sets it otherwise, is 0; values past them clipped); its values "
+                    "are in a_y.tiff"), said  # fmt: skip
+    assert grey[5, 7] == round(0.75 * 255) and grey[0, 0] in (127, 128)  # +0.5 three quarters up: white is +1
+
+
 def test_cli_exit_code_and_summary(folder, tmp_path, capsys):
     code = main(["preprocess", str(folder / "good1.png"), str(folder / "empty.png"), "-o", str(tmp_path / "o"), "-q"])
     captured = capsys.readouterr()

@@ -3,7 +3,7 @@
 For every input it writes, under the output folder (mirroring the input tree):
 ``<name>_xp.png`` (X_p, 16-bit), ``<name>_y.tiff`` (Y, float32, signed),
 ``<name>_y.png`` (Y for viewing: 0.5 = 0, scaled to its 99.5th absolute
-percentile) and ``<name>_overlay.png`` (the image with the spine line, the
+percentile, or 1 where that is 0) and ``<name>_overlay.png`` (the image with the spine line, the
 band estimates and the training and evaluation ROIs drawn on it, and a key to them below it).
 
 A file that cannot be read or processed (the errors of :data:`~xvertfast.io.errors.FILE_ERRORS`:
@@ -172,12 +172,19 @@ def _overlay_key(width: int, size: int, lw: int):
     return strip
 
 
-def _y_shown(scale: float, values: str) -> str:
-    """What NAME_y.png's grey levels stand for, kept in the file (its PNG Description): each image's Y is
-    scaled by its own percentile, so two pictures' greys are not comparable, and the picture alone did not
-    say by how much."""
-    return (f"Y, the guidance image, for viewing: mid-grey is 0, white +{scale:.4g} and black -{scale:.4g} (the "
-            f"99.5th percentile of |Y|; values past it clipped); its values are in {values}")  # fmt: skip
+def _y_shown(y: np.ndarray, values: str) -> tuple[np.ndarray, str]:
+    """NAME_y.png's grey levels, and what they stand for, kept in the file (its PNG Description): each
+    image's Y is scaled by its own percentile, so two pictures' greys are not comparable, and the picture
+    alone did not say by how much. A Y that is 0 almost everywhere has no percentile to scale by: it is
+    drawn at a fixed scale, said as such (the text named a percentile that scaled nothing)."""
+    scale = float(np.percentile(np.abs(y), 99.5))
+    why = "the 99.5th percentile of |Y|; values past it clipped"
+    if not scale:
+        scale, why = 1.0, ("a fixed scale: the 99.5th percentile of |Y|, which sets it otherwise, is 0; "
+                           "values past them clipped")  # fmt: skip
+    said = (f"Y, the guidance image, for viewing: mid-grey is 0, white +{scale:.4g} and black -{scale:.4g} "
+            f"({why}); its values are in {values}")  # fmt: skip
+    return np.clip(0.5 + 0.5 * y / scale, 0, 1), said
 
 
 def _write_rgb(path: str, rgb: np.ndarray) -> None:
@@ -207,8 +214,7 @@ def _one(f: InputFile, outs: list[str], job: JobFolder, log=print,
     for warning in warnings:
         log(f"warning: {warning}")
     pp = preprocess(rad.pixels)
-    y = pp.y
-    scale = float(np.percentile(np.abs(y), 99.5)) or 1.0
+    y_png, y_said = _y_shown(pp.y, os.path.basename(outs[1]))
     # everything is computed before the first file is written; none over the input as it is now (a link
     # swapped onto an output since the job decided to redo it: written over, or removed by job.abandoned)
     if (mine := next((out for out in outs if same_file(out, f.path)), None)) is not None:
@@ -218,9 +224,8 @@ def _one(f: InputFile, outs: list[str], job: JobFolder, log=print,
         job.starting(f.path, out)
     try:
         write_image(outs[0], pp.xp, fmt="png16", overwrite=True)
-        _write_float_tiff(outs[1], y)
-        write_image(outs[2], np.clip(0.5 + 0.5 * y / scale, 0, 1), fmt="png8", overwrite=True,
-                    description=_y_shown(scale, os.path.basename(outs[1])))
+        _write_float_tiff(outs[1], pp.y)
+        write_image(outs[2], y_png, fmt="png8", overwrite=True, description=y_said)
         _write_rgb(outs[3], overlay(rad.pixels, spine))
     except BaseException:
         # a failed input gets no output: those written before the error (or Ctrl-C) would pass
