@@ -761,6 +761,42 @@ def test_a_refused_start_in_a_folder_made_for_it_leaves_the_folder_as_it_was(tmp
     assert main(["status", "run"]) == 2 and "nor a training run" in capsys.readouterr().err
 
 
+def test_a_refused_start_leaves_no_lock_file_where_an_open_file_cannot_be_removed(tmp_path, monkeypatch):
+    # Windows deletes no open file: a start that could not begin removed its lock file while still holding it
+    # (refused, the error suppressed) and closed it only later, so the folder kept it: the next start took the
+    # folder for a run's, and status said it "cannot tell". The same for a RUN_DIR the start made itself.
+    import xvertfast.train.loop as loop
+    from xvertfast.io.files import NothingFound
+
+    opened = []
+
+    def hold_lock(path, *args, **kwargs):
+        lock = real_hold(path, *args, **kwargs)
+        opened.append((os.path.abspath(path), lock))
+        return lock
+
+    def remove(path, *args, **kwargs):
+        if any(held == os.path.abspath(path) and not lock.closed for held, lock in opened):
+            raise PermissionError(13, "The process cannot access the file because it is being used", str(path))
+        return real_remove(path, *args, **kwargs)
+
+    real_hold, real_remove = loop.hold_lock, os.remove
+    monkeypatch.setattr(loop, "hold_lock", hold_lock)
+    monkeypatch.setattr(os, "remove", remove)
+    monkeypatch.setattr(os, "unlink", remove)
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # (no flock there)
+    (tmp_path / "none").mkdir()
+    run = tmp_path / "run"
+    run.mkdir()  # (`mkdir -p run` in a job script)
+    (run / "notes.txt").write_text("mine")
+    made = tmp_path / "new" / "run"
+    for folder in (run, made):
+        with pytest.raises(NothingFound):
+            train([str(tmp_path / "none")], str(folder), CONFIG, progress=False, log=lambda m: None)
+    assert opened and all(lock.closed for _, lock in opened)
+    assert sorted(os.listdir(run)) == ["notes.txt"] and not (tmp_path / "new").exists()
+
+
 def test_a_refused_start_leaves_the_run_s_last_write_as_it_was(tmp_path, capsys, monkeypatch):
     # a start sets the time of RUN_DIR's lock file as it takes it, and a refused one left it so: a run with no
     # finished epoch, dead for a day, read "last written 28 s ago" after a `train --resume --init nowhere`

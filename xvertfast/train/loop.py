@@ -742,13 +742,14 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     from safetensors import SafetensorError
 
     before, stopped_before = started_command(run_dir), stopped_by(run_dir)
+    left = False  # (what a start that could not begin made and could not remove while its lock was open)
     try:
         started = {"command": command, "cwd": cwd} if command else {}
         record_command(run_dir, started)  # (for status: the checkpoint has it only from the first epoch on)
         return _train(inputs, run_dir, config, device, init, resume, progress, stop_after_epochs, log, started, rois,
                       lr_given)  # fmt: skip
     except _StartRefused:  # (before the OSError handler: a FileExistsError)
-        _leave_as_it_was(run_dir, made, new, before, stopped_before, lock)
+        left = not _leave_as_it_was(run_dir, made, new, before, stopped_before, lock)
         raise
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM by way of the CLI: said by status as such, not as a kill
         with contextlib.suppress(OSError):
@@ -764,7 +765,7 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
             raise RunFolderNotWritable(unwritable, exc.errno) from exc
         raise
     except (NothingFound, NoReadableImage, RoiRowError, _NotRadiographs):  # no run folder for a run that cannot start
-        _leave_as_it_was(run_dir, made, new, before, stopped_before, lock)
+        left = not _leave_as_it_was(run_dir, made, new, before, stopped_before, lock)
         raise
     except Exception as exc:
         if not came_of_an_interrupt(exc):  # (Python 3.11 wraps one landing in an import in a RuntimeError)
@@ -772,6 +773,8 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
         raise _interrupted(run_dir) from exc
     finally:
         lock.close()
+        if left:  # (Windows deletes no open file: the lock file goes once closed; one another start opened stays)
+            _remove_made(run_dir, made, new)
 
 
 #: The settings of :class:`TrainConfig` that are ``xvertfast train``'s options too (betas, lam, alpha, eps are not).
@@ -795,24 +798,37 @@ _MADE_AS_A_RUN_STARTS = (LOCK_FILE, "checkpoint")
 
 
 def _leave_as_it_was(run_dir: str, made: str | None, new: list[str], before: dict, stopped_before: str | None,
-                     lock) -> None:  # fmt: skip
+                     lock) -> bool:  # fmt: skip
     """Undoes a start that could not begin (no image found, none readable, refused): the folders it made
     (``made``: RUN_DIR, or the outermost of its parents that was missing) are removed; in a RUN_DIR there
     before, the record of the start before it is put back and what it made there (``new``, of
     :data:`_MADE_AS_A_RUN_STARTS`; a folder only where empty) is removed. A folder made for the run
     (``mkdir -p RUN`` in a job script) kept a lock file and checkpoint/, which status took for a run
-    stopped before its first epoch, to resume, and a later start for a run trained there."""
+    stopped before its first epoch, to resume, and a later start for a run trained there. Whether all
+    of it is gone: Windows deletes no open file, so the lock file is left to remove once closed."""
+    if made is None:
+        _restore_start_record(run_dir, before, stopped_before, lock)  # (a run there is still resumed by its command)
+    return _remove_made(run_dir, made, new)
+
+
+def _remove_made(run_dir: str, made: str | None, new: list[str]) -> bool:
+    """Removes what a start that could not begin made (see :func:`_leave_as_it_was`); whether it is all gone."""
     if made is not None:
         shutil.rmtree(made, ignore_errors=True)
-        return
-    _restore_start_record(run_dir, before, stopped_before, lock)  # (a run there is still resumed by its command)
+        return not os.path.lexists(made)
+    gone = True
     for name in new:
         path = os.path.join(run_dir, name)
-        with contextlib.suppress(OSError):  # (a folder something was written into since, an open file on Windows)
+        try:
             if os.path.isdir(path) and not os.path.islink(path):
                 os.rmdir(path)
             else:
                 os.remove(path)
+        except FileNotFoundError:
+            pass
+        except OSError:  # (a folder something was written into since, an open file on Windows)
+            gone = False
+    return gone
 
 
 def _restore_start_record(run_dir: str, before: dict, stopped_before: str | None, lock) -> None:
