@@ -321,7 +321,8 @@ def test_a_lost_device_stops_the_job_with_its_summary(tmp_path, model_dir, src, 
     assert summary.done == 0 and len(summary.failed) == 1 and str(src / "a.png") in summary.failed[0].error
     assert json.loads(report.read_text())["summary"]["not_processed"] == 2
     assert summary.stop_line().startswith("stopped early: the device failed (CUDA error: an illegal memory access")
-    assert "; 2 images not processed; the same command resumes" in summary.stop_line()
+    # (in Python's words: no command started it; it said "the same command resumes")
+    assert "; 2 images not processed; call enhance_files() again the same way to resume" in summary.stop_line()
     assert not any("stopped" in line for line in lines)  # the summary says it: said here too, it was said twice
 
 
@@ -408,7 +409,8 @@ def test_an_output_file_system_gone_read_only_stops_the_job_as_a_full_disk_does(
     assert summary.stopped == "the output folder's file system is read-only" and summary.done == 0
     assert len(calls) == 1 and len(summary.records) == 1 and summary.not_processed == len(NAMES) - 1
     assert summary.stop_line().startswith("stopped early: the output folder's file system is read-only; 2 images not "
-                                          "processed; the same command resumes")  # fmt: skip
+                                          "processed; call enhance_files() again the same way to resume where this "
+                                          "one stopped, once the folder is writable again")  # fmt: skip
 
 
 @pytest.mark.parametrize("fmt", ["tiff", "dicom"])

@@ -475,6 +475,22 @@ def test_a_log_file_on_a_full_disk_stops_the_job_saying_to_free_room_first(tmp_p
     assert "  to resume the job without --shard, once the disk has room: xvertfast preprocess in -o out\n" in said, said
 
 
+def test_a_job_called_from_python_is_told_to_resume_in_python_s_words(tmp_path):
+    """preprocess_files called from Python, no command= given, whose log could not be written (a
+    closed pipe): its line said "(the same command resumes)", a command it never ran."""
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.png").write_text("not an image")  # (its error line is the one that cannot be written)
+    Image.fromarray(radiograph_like(1, 32)).save(src / "b.png")
+
+    def closed(line):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    summary = preprocess_files([str(src)], str(tmp_path / "out"), progress=False, log=closed)
+    assert summary.line().endswith("; stopped: its log could not be written (Broken pipe), 1 not processed (call "
+                                   "preprocess_files() again the same way to resume)"), summary.line()  # fmt: skip
+
+
 def test_a_progress_bar_whose_stream_is_closed_stops_the_job_as_its_log_does(tmp_path, monkeypatch):
     """`xvertfast preprocess in -o out |& head -1`: the bar's stderr closed, tqdm raised BrokenPipeError
     as the bar was made (it absorbs EIO alone), past the job's log: "an error: BrokenPipeError". It

@@ -23,6 +23,7 @@ import numpy as np
 
 from xvertfast._paths import PATH_TYPES
 from xvertfast._pixels import describe_non_array, not_finite, shape_hint
+from xvertfast._text import from_cli
 from xvertfast._version import __version__
 from xvertfast.io.decode_common import PNG_DEPTH_KEYWORD
 from xvertfast.io.errors import ImageWriteError, WarningsNamingTheFile
@@ -260,6 +261,13 @@ def resumes_once(why: str | None) -> str:
         if why is not None and (why == stop or why.endswith(f" ({stop})")):
             return f", once {once}"
     return ""
+
+
+def resumed_by(command: str | None, call: str) -> str:
+    """How a stopped batch job is resumed, in its caller's words, for its stop line: "the same command
+    resumes" where the CLI ran it or the caller gave the ``command`` that started it, else "call
+    ``call`` again the same way to resume": a Python caller was told of a command it never ran."""
+    return "the same command resumes" if command is not None or from_cli() else f"call {call} again the same way to resume"
 
 
 def outputs_lost(exc: BaseException) -> str | None:

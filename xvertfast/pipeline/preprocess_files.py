@@ -40,7 +40,7 @@ from xvertfast.io.files import (JOB_IMAGES, InputFile, InputLists, NothingFound,
                                 refuse_unsearched_images, same_file)
 from xvertfast.io.job_folder import JobFolder, JobLog, dry_run_line, run_line
 from xvertfast.io.shards import Shard
-from xvertfast.io.write import atomic_write, output_name_refusal, outputs_lost, resumes_once
+from xvertfast.io.write import atomic_write, output_name_refusal, outputs_lost, resumed_by, resumes_once
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.preprocess import find_spine, image_warnings, preprocess
 from xvertfast.preprocess.centres import GivenCentres, as_roi_centres, centres_of_inputs, spine_at
@@ -77,6 +77,8 @@ class JobSummary:
     busy: bool = False  #: (a dry run) another job writes into the output folder now
     #: what writes the rest, where the same command would not (an output folder that now leads elsewhere)
     resume: str | None = None
+    #: how the same job is resumed, in its caller's words (:func:`~xvertfast.io.write.resumed_by`)
+    resumed_by: str = "the same command resumes"
 
     def not_image_kinds(self) -> dict[str, int]:
         """How many inputs of each kind (PR, SR, KO, ...) were no image: passed over, not failed."""
@@ -89,7 +91,7 @@ class JobSummary:
         text = run_line(self.shard, self.found, self.found_all, len(self.done), len(self.warned), len(self.skipped),
                         len(self.failed), self.seconds, self.not_image_kinds())  # fmt: skip
         if self.stopped:
-            resume = self.resume or f"the same command resumes{resumes_once(self.stopped)}"
+            resume = self.resume or f"{self.resumed_by}{resumes_once(self.stopped)}"
             text += f"; stopped: {self.stopped}, {self.not_processed} not processed ({resume})"
         return text
 
@@ -308,7 +310,7 @@ def preprocess_files(inputs: list[str], out_dir: str, overwrite: bool = False, p
     log = JobLog(log)  # (a line that cannot be written stops the job, as a full disk does)
     job = JobFolder(out_dir, SETTINGS, overwrite, job="preprocess", shard=shard, read_only=dry_run, command=command,
                     cwd=cwd, real_paths=real)  # fmt: skip
-    summary = JobSummary(shard=shard, dry_run=dry_run, busy=job.busy)
+    summary = JobSummary(shard=shard, dry_run=dry_run, busy=job.busy, resumed_by=resumed_by(command, "preprocess_files()"))
     start = time.perf_counter()
     with job:
         planned = _plan(files, out_dir)  # (all files: every shard finds the same collisions)
