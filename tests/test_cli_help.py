@@ -38,3 +38,19 @@ def test_status_and_evaluate_options_say_more_than_their_names():
     assert _helps("status")["json"] != "as JSON" and "JSON" in _helps("status")["json"]
     evaluate = _helps("evaluate")
     assert "of the methods above" in evaluate["methods"] and "of those above" in evaluate["metrics"]
+
+
+def test_descriptions_printed_as_written_are_wrapped_evenly():
+    """A description printed as written (RawDescriptionHelpFormatter) kept a stub line, "image (a PACS
+    export's", after a rewrap, and lines of 83-131 characters that a terminal of 80 folds mid-word; an
+    indented line (an example command) is kept whole."""
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    for name, parser in sub.choices.items():
+        if not issubclass(parser.formatter_class, argparse.RawDescriptionHelpFormatter):
+            continue  # (argparse wraps it)
+        lines = (parser.description or "").split("\n")
+        prose = [line for line in lines if line and not line.startswith(" ")]
+        assert all(len(line) <= 80 for line in prose), (name, [line for line in prose if len(line) > 80])
+        stubs = [line for line, after in zip(lines, lines[1:]) if line in prose and after in prose
+                 and len(line) < 40 and not line.endswith((".", ":"))]  # (a sentence going on in the next line)
+        assert not stubs, (name, stubs)

@@ -1328,10 +1328,10 @@ records as done, unchanged since, is skipped (--overwrite recomputes it). A file
 in OUTDIR that the job did not write is never replaced.
 Exit code: 0 all done, 1 a file failed, none found, none an image (no DICOM
 file found holds one), the disk full (or gone read-only) or the job's log lost
-(stderr closed), 2 OUTDIR cannot be used (another job in it, other settings without
---overwrite), an @list cannot be read, or the --rois file cannot be read or has
-a row naming no input, 130 interrupted, 143 stopped by SIGTERM, 129 by SIGHUP
-(the same command resumes).""",
+(stderr closed), 2 OUTDIR cannot be used (another job in it, other settings
+without --overwrite), an @list cannot be read, or the --rois file cannot be
+read or has a row naming no input, 130 interrupted, 143 stopped by SIGTERM, 129
+by SIGHUP (the same command resumes).""",
     )
     _add_job_arguments(pre, "OUTDIR", "output folder")
     pre.add_argument("--overwrite", action="store_true",
@@ -1506,12 +1506,12 @@ xvertfast's code, a library upgraded or downgraded, or replaced by another
 build (onnxruntime by onnxruntime-gpu): numpy, scipy, scikit-image, torch,
 onnxruntime or TensorRT under its --backend, Triton under --backend compile on
 a GPU, or a decoder of the images' formats, pydicom for DICOM, Pillow for PNG)
-are refused; a library installed since is not. A DICOM file that is no
-image (a PACS export's
-presentation state or report) is said in a note, no failure. Exit code: 0 all
-scored, 1 an image failed, none was found or none found was an image, 2 the run could not start (an unknown method or metric, other
-settings in REPORT_DIR without --restart, REPORT_DIR holding other files) or
-could not write REPORT_DIR (read-only, full: the images recorded are kept), 130
+are refused; a library installed since is not. A DICOM file that is no image (a
+PACS export's presentation state or report) is said in a note, no failure. Exit
+code: 0 all scored, 1 an image failed, none was found or none found was an
+image, 2 the run could not start (an unknown method or metric, other settings
+in REPORT_DIR without --restart, REPORT_DIR holding other files) or could not
+write REPORT_DIR (read-only, full: the images recorded are kept), 130
 interrupted, 143 stopped by SIGTERM, 129 by SIGHUP.""",
     )
     _add_job_arguments(ev, "REPORT_DIR", "report folder")
