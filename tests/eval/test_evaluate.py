@@ -721,7 +721,24 @@ def test_small_image_leaves_tmqi_out_with_a_note(tmp_path, seed, capsys):
     assert "161" in (out / "summary.md").read_text()
 
 
-def test_an_image_that_looks_inverted_gets_a_note(tmp_path, seed, capsys):
+def _grid_warnings(monkeypatch) -> dict[str, str]:
+    """Each grid drawn from now: its title -> the red text under it (what the run warned of its
+    image), "" for none; the figures still saved."""
+    from matplotlib.figure import Figure
+
+    said, save = {}, Figure.savefig
+
+    def kept(fig, *args, **kwargs):
+        if fig.get_suptitle().endswith(".png"):  # a grid's title is its image's name (the box plots' is not)
+            red = [t.get_text() for t in fig.texts if t.get_color() == "#a00"]
+            said[fig.get_suptitle()] = " ".join(red).replace("\n", " ")
+        return save(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", kept)
+    return said
+
+
+def test_an_image_that_looks_inverted_gets_a_note(tmp_path, seed, capsys, monkeypatch):
     src = tmp_path / "in"
     src.mkdir()
     Image.fromarray(chest_like(seed)).save(src / "upright.png")
@@ -730,6 +747,7 @@ def test_an_image_that_looks_inverted_gets_a_note(tmp_path, seed, capsys):
     flat[75:112, 37:75] = flat[75:112, 150:190] = 255
     Image.fromarray(flat).save(src / "flat.png")
     out = tmp_path / "r"
+    grids = _grid_warnings(monkeypatch)
     assert main(["evaluate", str(src), "-o", str(out), "--methods", "identity", "--metrics", "entropy", "-q"]) == 0
     err = capsys.readouterr().err
     assert "bone_dark.png: looks inverted" in err and "upright.png: looks inverted" not in err
@@ -744,6 +762,18 @@ def test_an_image_that_looks_inverted_gets_a_note(tmp_path, seed, capsys):
            "looks inverted: they may lie off the spine, its scores then those of another region; read it upright (the "
            "note on its polarity) or give its centres (--rois FILE)")  # fmt: skip
     assert off in err and off in summary and "upright.png: its ROIs" not in summary
+    # and in its grid, under its title: opened alone, its ROIs (on a lung field in cxr-dev's) said nothing of why;
+    # the upright image's grid says nothing. Rerun, from the journal, alike
+    inverted = "warning: " + re.search(r"bone_dark\.png: (looks inverted .*)", summary).group(1)
+    for rerun in (False, True):
+        if rerun:
+            grids.clear()
+            assert main(["evaluate", str(src), "-o", str(out), "--methods", "identity", "--metrics", "entropy",
+                         "-q"]) == 0  # fmt: skip
+            assert "resumed: 3 image(s)" in capsys.readouterr().err
+        assert grids.keys() == {"bone_dark.png", "flat.png", "upright.png"}
+        assert inverted in grids["bone_dark.png"] and f"warning: {off.split(': ', 1)[1]}" in grids["bone_dark.png"]
+        assert "warning: too little contrast" in grids["flat.png"] and grids["upright.png"] == ""
 
 
 def test_the_summary_printed_lists_a_screenful_of_notes_and_failures_and_summary_md_keeps_them_all(tmp_path, seed,

@@ -187,3 +187,39 @@ def test_tenengrad_says_the_grey_scale_its_values_are_on(tmp_path, monkeypatch):
     assert "grey levels in [0, 1]" in tenengrad and "grey levels" not in entropy, (entropy, tenengrad)
     md = open(write_report(_run(["identity"], ["tenengrad"]), str(tmp_path / "r"), None)["summary.md"]).read()
     assert "Tenengrad is computed on the 8-bit ROI's grey levels scaled to [0, 1]." in md, md
+
+
+def test_a_grid_says_under_its_title_what_the_run_warned_of_its_image(tmp_path, monkeypatch):
+    # the grid of an image that looks inverted (cxr-dev's MONOCHROME1 PNG) showed its ROIs on a lung field and
+    # said nothing of why: only summary.md's notes did. Its own warnings now stand under its title, in the room
+    # the figure grows by, the images and their titles as large as without
+    from xvertfast.eval.protocol import EvalRun, _image_notes, _missing_notes
+    from xvertfast.eval.report import _grid, _picture_warnings
+
+    inverted = "looks inverted (its central band is darker than the lung fields; a rotated or non-frontal view ...)"
+    off = "its ROIs were placed by the spine search, ...; read it upright or give its centres (--rois FILE)"
+    run = EvalRun(["clahe"], ["tmqi"])
+    run.notes += _image_notes("chest.png", [f"chest.png: {inverted}", f"chest.png: {off}"])
+    run.notes += _missing_notes("chest.png", [["upper", "tmqi: both sides must be at least 161 px", ["clahe"]],
+                                              [None, "its output read as luminance", ["clahe"]]], ["clahe"], ["tmqi"])
+    run.notes += _image_notes("b/chest.png", ["b/chest.png: RGB image converted to luminance (grayscale)"])
+    picture = _picture(["clahe"])
+    warnings = _picture_warnings(run, picture)
+    assert warnings == [inverted, off]  # not a metric's note, nor a method's, nor another image's
+    figures = _drawn(monkeypatch)
+    _grid(picture, ["clahe"], str(tmp_path / "w.png"), None, warnings)
+    _grid(picture, ["clahe"], str(tmp_path / "g.png"))
+    warned, plain = figures
+    red = [t for t in warned.texts if t.get_color() == "#a00"]
+    assert [t.get_text().replace("\n", " ") for t in red] == [f"warning: {inverted} warning: {off}"]
+    assert not [t for t in plain.texts if t.get_color() == "#a00"]
+    renderer = _boxes(warned)
+    said, title = red[0].get_window_extent(renderer), warned._suptitle.get_window_extent(renderer)
+    columns = [ax.title.get_window_extent(renderer) for ax in warned.axes[:2]]
+    assert 0 <= said.x0 and said.x1 <= warned.get_figwidth() * warned.dpi and said.y1 < title.y0
+    assert all(said.y0 > column.y1 for column in columns), (said, columns)
+    _boxes(plain)
+    sizes = [[size for ax in fig.axes for size in (ax.get_position().width * fig.get_figwidth(),
+                                                     ax.get_position().height * fig.get_figheight())]
+             for fig in figures]  # (inches)  # fmt: skip
+    assert sizes[0] == pytest.approx(sizes[1]) and warned.get_figheight() > plain.get_figheight()

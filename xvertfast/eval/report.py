@@ -16,7 +16,8 @@
   the statistics, the command and the date), which ``summary.md`` and the page give in short;
 - ``grid/<image>.png``: for a sample of images, the original (as identity, or a column of its own)
   and each method side by side with the evaluation ROIs drawn, and below them the upper ROI at
-  full resolution;
+  full resolution; under its title, what the run warned of that image (looks inverted, its ROIs
+  then maybe off the spine; a spine in doubt; what decoding changed);
 - ``report.html``: all of the above on one page (relative links, opens from disk).
 
 All of them or none, against an interruption or a failure: they are drawn in a hidden folder
@@ -777,7 +778,17 @@ def _picture_titles(pictures: list[dict]) -> list[str]:
     return [os.path.relpath(path, root) for path in paths]
 
 
-def _grid(picture: dict, methods: list[str], path: str, title: str | None = None) -> None:
+def _picture_warnings(run: EvalRun, picture: dict) -> list[str]:
+    """What the run warned of a pictured image itself (looks inverted, its ROIs then maybe off the
+    spine, a spine in doubt, what decoding changed), from its notes, for its grid: opened alone, the
+    grid of cxr-dev's MONOCHROME1 PNG showed its ROIs on a lung field and said nothing of why."""
+    return list(dict.fromkeys(note.reason[2:] for note in run.notes
+                              if isinstance(note, ImageNote) and note.file == picture["file"] and note.roi is None
+                              and note.reason.startswith(": ")))  # (": ": the image's own, not a method's)  # fmt: skip
+
+
+def _grid(picture: dict, methods: list[str], path: str, title: str | None = None, warnings: list[str] = ()) -> None:
+    """One image's picture: ``warnings`` (:func:`_picture_warnings`) in red under its title."""
     plt = pyplot()
     from matplotlib.patches import Rectangle
 
@@ -805,16 +816,33 @@ def _grid(picture: dict, methods: list[str], path: str, title: str | None = None
         for a in (ax, crop):
             a.set_xticks([])
             a.set_yticks([])
-    fig.suptitle(_shown(title or os.path.basename(picture["file"])), fontsize=9)
+    heading = fig.suptitle(_shown(title or os.path.basename(picture["file"])), fontsize=9)
     # the key the report page gives, on the figure itself: it is also shown on its own (a slide, a paper)
     key = ("green boxes: the two evaluation ROIs (512×290 at 1024 rows, scaled with the image); "
            "bottom row: the upper ROI as the metrics score it")  # fmt: skip
     key = textwrap.fill(key, int(16 * fig.get_figwidth()))
     fig.text(0.5, 0.005, key, ha="center", va="bottom", fontsize=7)
     fig.tight_layout(rect=(0, 0.012 + 0.022 * (key.count("\n") + 1), 1, 1))  # a 7 pt line: 0.022 of 6.4 in
+    if warnings:
+        _warned_under_the_title(fig, heading, warnings)
     with atomic_write(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
+
+
+def _warned_under_the_title(fig, heading, warnings: list[str]) -> None:
+    """``warnings`` in red under a laid-out grid's title (``heading``), each wrapped to its width
+    (16 characters an inch of 7 pt text, as its key): the figure grows by their lines (0.117 in
+    each), its rows kept where they are from its bottom, so that the images keep their size."""
+    width = int(16 * fig.get_figwidth())  # ("--rois" and "non-frontal" kept whole)
+    warned = "\n".join(textwrap.fill(f"warning: {w}", width, break_on_hyphens=False) for w in warnings)
+    height = fig.get_figheight()
+    grown = height + 0.117 * (warned.count("\n") + 1) + 0.08
+    top, bottom = fig.subplotpars.top * height, fig.subplotpars.bottom * height  # (inches from the bottom)
+    fig.set_figheight(grown)
+    fig.subplots_adjust(top=top / grown, bottom=bottom / grown)
+    heading.set_y(1 - (1 - heading.get_position()[1]) * height / grown)  # where it was, from the top
+    fig.text(0.5, 1 - 0.3 / grown, _shown(warned), ha="center", va="top", fontsize=7, color="#a00")
 
 
 def _html(run: EvalRun, markdown_table: str, grids: list[str]) -> str:
@@ -923,7 +951,7 @@ def _draw(run: EvalRun, folder: str, compare_to: str | None, provenance: dict | 
         stem = name[: len(name) - len(image_extension(name))]
         stem = _shown(stem)  # a name the page can link
         rel = f"grid/{k:03d}_{stem}.png"
-        _grid(picture, run.methods, os.path.join(folder, rel), title)
+        _grid(picture, run.methods, os.path.join(folder, rel), title, _picture_warnings(run, picture))
         grids.append(rel)
     with atomic_write(paths["report.html"]) as tmp, open(tmp, "w", **_TEXT_FILE) as f:
         f.write(_html(run, md, grids))
