@@ -722,7 +722,9 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
             enhancer.backend  # noqa: B018 (its precision, recorded below, may differ from the one described)
         settings = _job_settings(enhancer, fmt)  # hashes every weight: once per job
         log = JobLog(log)  # (a line that cannot be written stops the job, as a full disk does: see _run)
-        found = len(files) if shard is None else sum(shard.owns(f.rel) for f in files)  # (for status, as it runs)
+        # which inputs are this shard's (None: all), planned by _run; how many, for status as it runs
+        mine = None if shard is None else [shard.owns(f.rel) for f in files]
+        found = len(files) if mine is None else sum(mine)
         job = JobFolder(out_dir, settings, overwrite, shard=shard, read_only=dry_run, command=command, cwd=cwd,
                         side_files={"report": report, "preview": preview},  # (checked again once OUT is held)
                         real_paths=real, found=found)  # fmt: skip
@@ -738,7 +740,8 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         for note in notes:  # once a job (the job's setting, no image's)
             log(f"warning: {note}")
         looks = set()  # (the inputs whose image was warned of: drawn first on the --preview)
-        summary, planned = _run(enhancer, job, files, fmt, workers, progress, log, start, given, looks, of_model)
+        summary, planned = _run(enhancer, job, files, mine, found, fmt, workers, progress, log, start, given, looks,
+                                of_model)  # fmt: skip
         summary.records = _in_input_order(summary.records, files)
         summary.resumed_by = resumed_by(command, "enhance_files()")
         summary.notes, summary.cwd = notes + ([of_model.note] if of_model and of_model.note else []), ran_in
@@ -838,9 +841,11 @@ def _replaces(path: str, read: list[str], planned) -> str | None:
     return None
 
 
-def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool, log, start: float,
-         given: dict[str, GivenCentres], looks: set[str], of_model: _JobNote | None):  # fmt: skip
+def _run(enhancer, job: JobFolder, files, mine: list[bool] | None, found: int, fmt: str, workers: int, progress: bool,
+         log, start: float, given: dict[str, GivenCentres], looks: set[str], of_model: _JobNote | None):  # fmt: skip
     """The job proper: plan, skip what is done, then read -> network -> write, pipelined.
+    ``mine``: which of ``files`` are the shard's (None: no shard), ``found`` of them (as the job's
+    ledger recorded them starting: counted once, the summary's count cannot differ from it).
     ``given``: the ROI centres given for inputs (by path). ``looks`` gets the inputs read whose
     image was warned of (looks inverted, a spine in doubt, too little contrast), not those with
     decoding's notes alone (RGB converted to luminance: a sheet of 8 from 12 such PNGs drew the
@@ -851,9 +856,7 @@ def _run(enhancer, job: JobFolder, files, fmt: str, workers: int, progress: bool
         return given[f.path].record() if f.path in given else None
 
     description = _description(job.settings)
-    mine = None if job.shard is None else [job.shard.owns(f.rel) for f in files]
-    summary = BatchSummary(found=len(files) if mine is None else sum(mine), shard=job.shard, found_all=len(files),
-                           dry_run=job.read_only, busy=job.busy)  # fmt: skip
+    summary = BatchSummary(found=found, shard=job.shard, found_all=len(files), dry_run=job.read_only, busy=job.busy)
     todo, planned = [], []
     try:  # planning a large archive on a network share takes a while: Ctrl-C (SIGTERM) there too
         # (resolved afresh: the job's resolver holds the links as they were before the model loaded, minutes
