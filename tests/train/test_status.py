@@ -332,6 +332,34 @@ def test_a_run_starting_while_status_looks_at_its_lock_starts(tmp_path, monkeypa
     _lock_run_dir(str(tmp_path / "run")).close()
 
 
+def test_a_start_waiting_for_the_lock_of_one_refused_meanwhile_holds_the_folder_s(tmp_path, monkeypatch):
+    # a start waiting for the lock of another, which is refused meanwhile (no image found) and removes its lock
+    # file, was left holding the lock of the removed file: a third start made a new one and trained in the folder
+    from tests.conftest import let_go_when_waited_for
+    from xvertfast.resume import hold_lock
+    from xvertfast.train.loop import LOCK_FILE, _lock_run_dir
+
+    (tmp_path / "run").mkdir()
+    path = str(tmp_path / "run" / LOCK_FILE)
+    other = hold_lock(path)
+
+    class Refused:  # the other start, refused: its lock file removed, then closed
+        closed = False
+
+        def close(self):
+            os.remove(path)
+            other.close()
+            self.closed = True
+
+    let_go_when_waited_for(monkeypatch, Refused())
+    lock = _lock_run_dir(str(tmp_path / "run"))
+    try:
+        assert os.path.exists(path) and os.path.samestat(os.fstat(lock.fileno()), os.stat(path))
+        assert hold_lock(path) is None  # (a third start is kept out)
+    finally:
+        lock.close()
+
+
 def test_status_loads_no_torch(tmp_path):
     # `xvertfast status` spent 1.2 s of its 1.5-2 s importing torch, to read a JSON file and a header:
     # a user polling a run, or the shards of a job, from a login node waited for it every time

@@ -684,7 +684,7 @@ def _lock_run_dir(run_dir: str):
         # (the CLI's, taken and marked as it started, before torch and the model loaded: status said "interrupted"
         # meanwhile)
         early = taken_over(path)
-        lock = early or hold_lock(path, patience=LOCK_PATIENCE)  # (status looks at it for a moment)
+        lock = early or _hold_run_lock(path)  # (status looks at it for a moment)
     except OSError as exc:  # read-only, no permission: said as enhance says it, not as "[Errno 30] ...: 'RUN_DIR'"
         # (-o latest, a link to a folder not made yet: said so, not "File exists")
         raise ValueError(f"cannot write into the run folder {run_dir}: {why_not_made(run_dir, exc)}") from None
@@ -693,6 +693,21 @@ def _lock_run_dir(run_dir: str):
     if early is None:  # a start from Python (the CLI's lock is marked as it takes it early)
         mark_taken(lock)
     return lock
+
+
+def _hold_run_lock(path: str):
+    """RUN_DIR's lock file at ``path`` held (None where another start holds it), taken again where the file
+    was removed as this start waited for it: a start refused meanwhile removes the lock file it made
+    (:func:`_leave_as_it_was`), and a lock on a removed file kept no third start out of the folder."""
+    for _ in range(10):  # (a file removed again and again: taken at last as before, unchecked)
+        lock = hold_lock(path, patience=LOCK_PATIENCE)
+        try:
+            if lock is None or os.path.samestat(os.fstat(lock.fileno()), os.stat(path)):
+                return lock
+        except FileNotFoundError:
+            pass
+        lock.close()
+    return hold_lock(path, patience=LOCK_PATIENCE)
 
 
 def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = False, progress: bool = True,
