@@ -1,6 +1,10 @@
 // The xvertfast._C extension: op schemas (torch.ops.xvertfast.*) and a small
 // pybind11 module that reports how the extension was built.
-#include <torch/extension.h>
+// Not <torch/extension.h>: its <torch/all.h> (the C++ frontend: nn, optim, data, jit,
+// serialization) is used nowhere here and was a third of this file's parse time (bench/RESULTS.md).
+// ATen gives the tensors and AT_DISPATCH, <torch/python.h> pybind11 and its tensor casters.
+#include <ATen/ATen.h>
+#include <torch/python.h>
 #include <torch/library.h>
 #include <torch/version.h>
 
