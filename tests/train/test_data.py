@@ -548,7 +548,7 @@ def test_a_cache_the_run_cannot_write_is_said_at_the_start_and_a_private_one_tak
     """RUN_DIR/cache linked to a read-only shared cache: every image was hashed (hours for an archive),
     and the run then failed as it gathered its set there. Now it is said as the run starts, and the
     set, and the crops of images the shared cache lacks, go into RUN_DIR/private-cache."""
-    import shutil
+    from PIL import Image
 
     from tests.train.test_loop import CONFIG
     from xvertfast.train import TrainConfig, train
@@ -559,7 +559,8 @@ def test_a_cache_the_run_cannot_write_is_said_at_the_start_and_a_private_one_tak
     for gathered in shared.glob("rois-*.npy"):  # (the set of these images: another run's would be of others)
         gathered.unlink()
     write_images(tmp_path / "more", n=1, size=96)
-    shutil.copy(tmp_path / "more" / "img0.png", data / "new.png")  # an image the shared cache lacks
+    # an image the shared cache lacks, inverted (a warning, listed at the end)
+    Image.fromarray(255 - np.asarray(Image.open(tmp_path / "more" / "img0.png"))).save(data / "new.png")
     before = sorted(os.listdir(shared))
     run = _linked_to_a_read_only(tmp_path / "run", shared, monkeypatch)
     said = []
@@ -572,6 +573,15 @@ def test_a_cache_the_run_cannot_write_is_said_at_the_start_and_a_private_one_tak
     private = sorted(os.listdir(run / "private-cache"))
     assert len(private) == 2 and private[1].startswith("rois-"), private  # the new image's crops, the set
     assert os.path.exists(run / "model")
+    # the end names the folders that hold the crops (the new image's are not in RUN_DIR/cache), and says that the
+    # images taken from the cache were warned of, if at all, by the start that preprocessed them: its list is not
+    # of them (an empty list read as "no warnings" on every resume)
+    assert said[-3].startswith(f"1 warning about images trained on as they are (each says what to do; with them "
+                               f"fixed or left out, train into a new run folder: a copy of {run / 'cache'} and "
+                               f"{run / 'private-cache'} in it keeps"), said[-3:]  # fmt: skip
+    assert said[-2].startswith(f"warning: {data / 'new.png'}: looks inverted"), said[-3:]
+    assert said[-1] == (f"3 images were taken from {run / 'cache'} as preprocessed by an earlier start: any warnings "
+                        "about them were said by that start (see its log), not listed here"), said[-3:]  # fmt: skip
 
 
 def test_load_rois_gives_taken_its_set_before_gathering_it_in_a_shared_cache(tmp_path):

@@ -69,6 +69,11 @@ class RoiSet:
     #: from load_rois: "warning: FILE: ..." of the images it preprocessed and kept (an inverted look, a spine at the
     #: edge, what decoding changed), as it said them; not of those found in the cache, warned of when preprocessed
     warned: list[str] = field(default_factory=list)
+    #: from load_rois: how many of the images used it took from the cache as found, by folder (cache, private):
+    #: preprocessed by an earlier start, which said their warnings; they are not in ``warned``
+    cached: dict[str, int] = field(default_factory=dict)
+    #: from load_rois: the folders that hold the crops of the images used (the cache, or with it ``private``)
+    held: list[str] = field(default_factory=list)
     #: from load_rois: a digest of the ROI centres given by hand for the images used ("" where none were)
     centres: str = ""
     #: from load_rois: the SHA-256 of each source's file, in order (a resume names a changed file by it)
@@ -270,7 +275,7 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     # (as TrainConfig reads them: numbers, and checked now, not once an image is preprocessed)
     lam, alpha, eps, _ = check_parameters(lam, alpha, eps, rtol=None, who="load_rois")
     params = {"lam": lam, "alpha": alpha, "eps": eps, "roi_size": roi_size, "version": CACHE_VERSION}
-    files, sources, digests, first_of, skipped, enlarged, warned = [], [], [], {}, [], [], []
+    files, sources, digests, first_of, skipped, enlarged, warned, cached = [], [], [], {}, [], [], [], {}
 
     def skip(text: str) -> None:  # said now, and kept for the end of a long run
         skipped.append(f"skipped: {text}")
@@ -319,7 +324,9 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
             taken(crops.path)
         sources.append(f.path)
         digests.append(crops.digest)
-        if crops.enlarged is not None and crops.enlarged > ENLARGED:
+        if crops.enlarged is None:  # (found in the cache: warned of, if at all, by the start that made it)
+            cached[os.path.dirname(crops.path)] = cached.get(os.path.dirname(crops.path), 0) + 1
+        elif crops.enlarged > ENLARGED:
             enlarged.append((crops.enlarged, f.path, crops.shape))
     if enlarged:  # (once for the run, not a line per image: an archive of thumbnails would bury the rest)
         log(_enlarged_warning(enlarged, roi_size))
@@ -359,12 +366,13 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
         # collector after the CLI's "interrupted" line, the log's last line then blank)
         with tqdm(total=len(files), desc="gathering the ROIs", unit="image", disable=not progress, leave=False) as bar:
             write_array(gathered, (per_image * len(files), 2, roi_size, roi_size), crops(bar))
-    held = " and ".join(dict.fromkeys(os.path.dirname(path) for path in files))  # (the folders, in order, once)
+    held = list(dict.fromkeys(os.path.dirname(path) for path in files))  # (the folders, in order, once)
     remedy = (f"it held the training ROIs of every image: {_deleting(gathered, cache_dir, into == cache_dir)} and run "
-              f"the same command again (it is gathered again from the images' crops in {held})")  # fmt: skip
+              f"the same command again (it is gathered again from the images' crops in "
+              f"{' and '.join(held)})")  # fmt: skip
     data = RoiSet.mapped(gathered, torch.arange(len(sources)).repeat_interleave(per_image), sources, roi_size, remedy)
     data.key, data.centres, data.found, data.skipped, data.digests = key, centres, len(found), skipped, digests
-    data.warned = warned
+    data.warned, data.cached, data.held = warned, cached, held
     return data
 
 

@@ -1405,11 +1405,16 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
             log(line)
     if rois.warned:  # (an inverted look, a spine at the edge: said as each was preprocessed, hours of progress above)
         log(f"{count(len(rois.warned), 'warning')} about images trained on as they are (each says what to do; with "
-            f"them fixed or left out, train into a new {_run_dir_said()}: a copy of {os.path.join(run_dir, 'cache')} "
-            "in it keeps the other images' preprocessing):")  # fmt: skip
+            f"them fixed or left out, train into a new {_run_dir_said()}: a copy of {' and '.join(rois.held)} in "
+            "it keeps the other images' preprocessing):")  # fmt: skip
         for line in first_listed(rois.warned, WARNED_LISTED, "warning", "each was said above as its image was "
                                  "preprocessed", indent=""):  # fmt: skip
             log(line)
+    if cached := sum(rois.cached.values()):  # (a resume, a copied cache: the list above is not of those images)
+        one = cached == 1
+        log(f"{count(cached, 'image')} {'was' if one else 'were'} taken from {' and '.join(rois.cached)} as "
+            f"preprocessed by an earlier start: any warnings about {'it' if one else 'them'} were said by that "
+            "start (see its log), not listed here")  # fmt: skip
     # the model as saved, with its record (metadata): its training roi_size is the tile Enhancer runs it at (a bare
     # XVertNet was run at 512 px tiles whatever it was trained on, unlike load_model(RUN_DIR/model))
     return load_model(os.path.join(run_dir, "model"), map_location=device)
