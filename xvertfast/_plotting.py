@@ -3,13 +3,15 @@
 Log-scaled axes draw their tick labels with mathtext, and where matplotlib's fonts are
 missing it logs "findfont: Font family [...] not found" lines (seen here for STIXGeneral on a
 log-scaled plot); the fallback it takes is fine, so those lines are silenced.
+
+Text a user named (a file, a run folder) is drawn as written (:func:`as_written`), not as mathtext.
 """
 
 from __future__ import annotations
 
 import logging
 
-__all__ = ["pyplot"]
+__all__ = ["as_written", "pyplot"]
 
 
 def pyplot():
@@ -21,3 +23,14 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def as_written(text):
+    """``text``, a matplotlib Text (a title), drawn as its characters are, and returned: matplotlib
+    reads what stands between two $ as mathtext, so a file scan$1$.png was drawn as "scan1.png" and
+    one named a$_$b.png (or \\\\srv\\c$\\x$.png) raised a ParseException instead of
+    drawing. Bytes of a name that are not UTF-8 (held as surrogates) become U+FFFD: a surrogate
+    stops the drawing too."""
+    text.set_text(text.get_text().encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+    text.set_parse_math(False)
+    return text

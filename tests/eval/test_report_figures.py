@@ -223,3 +223,21 @@ def test_a_grid_says_under_its_title_what_the_run_warned_of_its_image(tmp_path, 
                                                      ax.get_position().height * fig.get_figheight())]
              for fig in figures]  # (inches)  # fmt: skip
     assert sizes[0] == pytest.approx(sizes[1]) and warned.get_figheight() > plain.get_figheight()
+
+
+@pytest.mark.parametrize("name", ["scan$1$.png", "a$_$b.png", "caf\udce9$\\x$.png"])
+def test_a_grid_draws_a_file_name_with_two_dollar_signs_as_written(tmp_path, monkeypatch, name):
+    # matplotlib reads what stands between two $ as mathtext: scan$1$.png was titled "scan1.png", and a$_$b.png
+    # (or a share's \\srv\c$\x$.png) raised a ParseException, the report failing; a warning naming it alike
+    from xvertfast.eval.report import _grid
+
+    figures = _drawn(monkeypatch)
+    _grid({**_picture(["clahe"]), "file": name}, ["clahe"], str(tmp_path / "g.png"), None, [f"{name} $_$"])
+    fig = figures[0]
+    _boxes(fig)  # drawn
+    from matplotlib.cbook import is_math_text
+
+    shown = name.replace("\udce9", "\ufffd")
+    red = [t for t in fig.texts if t.get_color() == "#a00"]
+    assert fig._suptitle.get_text() == shown and [t.get_text() for t in red] == [f"warning: {shown} $_$"]
+    assert not any(t.get_parse_math() and is_math_text(t.get_text()) for t in [fig._suptitle, *red])  # as written

@@ -71,6 +71,24 @@ def test_plot_curves_draws_one_panel_per_stage(tmp_path):
     assert os.listdir(tmp_path) == ["curves.png"]  # nothing else left behind
 
 
+@pytest.mark.parametrize("run", ["run$1$", "a$_$b\udce9"])
+def test_plot_curves_titles_a_run_folder_named_with_dollar_signs_as_written(tmp_path, monkeypatch, run):
+    # the curves' title is the run folder's name: one with two $ was read as mathtext (run$1$ titled "run1",
+    # a$_$b raised a ParseException in the middle of training), and one not UTF-8 stopped the drawing
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    from matplotlib.cbook import is_math_text
+
+    titles, savefig = [], Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: (titles.append(fig._suptitle), savefig(fig, *a, **k)))
+    assert plot_curves(rows(1, ["gc"], [1.0], [math.nan]), str(tmp_path / "curves.png"), run)
+    assert [t.get_text() for t in titles] == [run.replace("\udce9", "\ufffd")]
+    assert not (titles[0].get_parse_math() and is_math_text(titles[0].get_text()))  # drawn as its characters
+    with Image.open(tmp_path / "curves.png") as im:
+        assert im.format == "PNG"
+
+
 def test_plot_curves_without_matplotlib_draws_nothing(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails
     history = rows(1, ["gc"], [1.0], [math.nan])

@@ -38,7 +38,7 @@ import urllib.parse
 
 import numpy as np
 
-from xvertfast._plotting import pyplot
+from xvertfast._plotting import as_written, pyplot
 from xvertfast._text import FAILED_LISTED, WARNED_LISTED, asked, count, first_listed, part_percent
 from xvertfast.eval._report_files import (REPORT_FILES, ReportInterrupted, remove_unfinished_reports,
                                           replace_report)
@@ -399,8 +399,8 @@ _TEXT_FILE = {"encoding": "utf-8", "errors": "backslashreplace"}
 
 
 def _shown(name: str) -> str:
-    """A file name as text to draw or link: bytes that are not UTF-8 (held as surrogates) become
-    U+FFFD, which matplotlib and a web page take (a surrogate stops both)."""
+    """A file name as text to link: bytes that are not UTF-8 (held as surrogates) become U+FFFD,
+    which a web page takes (a surrogate stops it). (A figure's: :func:`as_written`.)"""
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
@@ -816,7 +816,7 @@ def _grid(picture: dict, methods: list[str], path: str, title: str | None = None
         for a in (ax, crop):
             a.set_xticks([])
             a.set_yticks([])
-    heading = fig.suptitle(_shown(title or os.path.basename(picture["file"])), fontsize=9)
+    heading = as_written(fig.suptitle(title or os.path.basename(picture["file"]), fontsize=9))
     # the key the report page gives, on the figure itself: it is also shown on its own (a slide, a paper)
     key = ("green boxes: the two evaluation ROIs (512×290 at 1024 rows, scaled with the image); "
            "bottom row: the upper ROI as the metrics score it")  # fmt: skip
@@ -842,7 +842,7 @@ def _warned_under_the_title(fig, heading, warnings: list[str]) -> None:
     fig.set_figheight(grown)
     fig.subplots_adjust(top=top / grown, bottom=bottom / grown)
     heading.set_y(1 - (1 - heading.get_position()[1]) * height / grown)  # where it was, from the top
-    fig.text(0.5, 1 - 0.3 / grown, _shown(warned), ha="center", va="top", fontsize=7, color="#a00")
+    as_written(fig.text(0.5, 1 - 0.3 / grown, warned, ha="center", va="top", fontsize=7, color="#a00"))
 
 
 def _html(run: EvalRun, markdown_table: str, grids: list[str]) -> str:

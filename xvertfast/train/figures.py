@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from xvertfast._plotting import pyplot
+from xvertfast._plotting import as_written, pyplot
 from xvertfast.io.write import atomic_write
 
 __all__ = ["JOINT_PHASE", "kept_epoch", "plot_curves", "plot_preview", "read_metrics"]
@@ -67,9 +67,9 @@ def _pyplot():
 
 
 def _save(plt, fig, path: str, title: str) -> None:
-    """The figure, titled, as a PNG written atomically (never a partial file), then freed."""
+    """The figure, titled (``title`` as written: a run folder's name), as a PNG written atomically (never a partial file), then freed."""
     if title:
-        fig.suptitle(title, fontsize=9)
+        as_written(fig.suptitle(title, fontsize=9))
     fig.tight_layout()
     with atomic_write(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
