@@ -3887,29 +3887,45 @@ def test_encapsulated_pixel_data_under_an_uncompressed_transfer_syntax_is_refuse
         read_image(tmp_path / "raw.dcm")
 
 
-def test_uncompressed_pixel_data_under_a_compressed_transfer_syntax_are_read_as_such_with_a_note(tmp_path, seed):
+def with_transfer_syntax(data: bytes, uid: str) -> bytes:
+    """A file's bytes (make_dicom's, in Explicit VR Little Endian) with the TransferSyntaxUID of its
+    file meta rewritten to ``uid`` without its pixel data, its group length (0002,0000) kept true:
+    pydicom writes no native pixel data under an encapsulated syntax."""
+    old = b"\x02\x00\x10\x00UI\x14\x001.2.840.10008.1.2.1\0"
+    value = uid.encode() + b"\0" * (len(uid) % 2)
+    new = b"\x02\x00\x10\x00UI" + len(value).to_bytes(2, "little") + value
+    assert data[132:140] == b"\x02\x00\x00\x00UL\x04\x00" and data.count(old) == 1
+    group = int.from_bytes(data[140:144], "little") + len(new) - len(old)
+    return data[:140] + group.to_bytes(4, "little") + data[144:].replace(old, new)
+
+
+@pytest.mark.parametrize("uid, name, kind, items", [
+    ("1.2.840.10008.1.2.5", "RLE Lossless", "a compressed one", "compressed frames"),
+    # (its frames are encapsulated, not compressed: it was "a compressed one")
+    ("1.2.840.10008.1.2.1.98", "Encapsulated Uncompressed Explicit VR Little Endian", "an encapsulated one", "frames")])
+def test_uncompressed_pixel_data_under_a_compressed_transfer_syntax_are_read_as_such_with_a_note(tmp_path, seed, uid,
+                                                                                                name, kind, items):
     # a native file whose TransferSyntaxUID was rewritten to RLE Lossless: refused as "cannot decode
     # DICOM pixel data (RLE Lossless): truncated or corrupt? (Found unexpected tag (0000,0FFF) instead
     # of (FFFE,E000) ...)", beside pydicom's warning that the syntax may be wrong
     values = np.random.default_rng(seed).integers(0, 4096, (24, 32))
     make_dicom(tmp_path / "full.dcm", values)
-    data = (tmp_path / "full.dcm").read_bytes().replace(b"1.2.840.10008.1.2.1\0", b"1.2.840.10008.1.2.5\0", 1)
-    (tmp_path / "x.dcm").write_bytes(data)
+    (tmp_path / "x.dcm").write_bytes(with_transfer_syntax((tmp_path / "full.dcm").read_bytes(), uid))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         rad = read_image(tmp_path / "x.dcm", warn=False)
     assert not caught, [str(w.message) for w in caught]
     np.testing.assert_array_equal(rad.values, values)
     assert rad.bits_stored == 12 and rad.notes == [
-        f"{tmp_path / 'x.dcm'}: its transfer syntax (0002,0010) says RLE Lossless, a compressed one, but its pixel "
-        "data are not encapsulated and hold the 1,536 bytes of its image uncompressed: read as uncompressed (Explicit "
-        "VR Little Endian; its transfer syntax is wrong)"]  # fmt: skip
+        f"{tmp_path / 'x.dcm'}: its transfer syntax (0002,0010) says {name}, {kind}, but its pixel data are not "
+        "encapsulated and hold the 1,536 bytes of its image uncompressed: read as uncompressed (Explicit VR Little "
+        "Endian; its transfer syntax is wrong)"]  # fmt: skip
     make_dicom(tmp_path / "short.dcm", values[:-1])  # (a row short of what its header says below)
-    data = (tmp_path / "short.dcm").read_bytes().replace(b"1.2.840.10008.1.2.1\0", b"1.2.840.10008.1.2.5\0", 1)
+    data = with_transfer_syntax((tmp_path / "short.dcm").read_bytes(), uid)
     rows = b"\x28\x00\x10\x00US\x02\x00"  # (0028,0010) Rows, 23 said to be 24
     (tmp_path / "short.dcm").write_bytes(data.replace(rows + b"\x17\x00", rows + b"\x18\x00", 1))
-    with pytest.raises(ImageReadError, match=r"short\.dcm: its pixel data are not encapsulated \(compressed frames in "
-                       r"items\), as its transfer syntax RLE Lossless says, and hold 1,472 bytes, not the 1,536 of its "
+    with pytest.raises(ImageReadError, match=rf"short\.dcm: its pixel data are not encapsulated \({items} in "
+                       rf"items\), as its transfer syntax {name} says, and hold 1,472 bytes, not the 1,536 of its "
                        r"image uncompressed: truncated or corrupt, or its transfer syntax is wrong$"):  # fmt: skip
         read_image(tmp_path / "short.dcm")
 

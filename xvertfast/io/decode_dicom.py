@@ -179,13 +179,14 @@ def _check_encapsulation(ds, syntax, stated: bool, path: str) -> None:
 
 
 def _native_under_compressed(ds, syntax, path: str, notes: list[str]):
-    """Explicit VR Little Endian, with a note, where a compressed (encapsulated) transfer syntax
-    is said of pixel data that are not encapsulated (of a defined length) and hold exactly the
-    bytes of the image uncompressed: a TransferSyntaxUID rewritten without its pixels. pydicom
-    refused them as "Found unexpected tag (0000,0FFF) instead of (FFFE,E000)", worded "truncated
-    or corrupt?", beside its own warning that the syntax may be wrong. Such pixel data of another
-    length are refused saying both sizes. ``syntax`` itself otherwise (the data set is in explicit
-    VR little endian either way: every encapsulated syntax is)."""
+    """Explicit VR Little Endian, with a note, where an encapsulated transfer syntax (a compressed
+    one, or Encapsulated Uncompressed, said as such: its frames are not compressed) is said of
+    pixel data that are not encapsulated (of a defined length) and hold exactly the bytes of the
+    image uncompressed: a TransferSyntaxUID rewritten without its pixels. pydicom refused them as
+    "Found unexpected tag (0000,0FFF) instead of (FFFE,E000)", worded "truncated or corrupt?",
+    beside its own warning that the syntax may be wrong. Such pixel data of another length are
+    refused saying both sizes. ``syntax`` itself otherwise (the data set is in explicit VR little
+    endian either way: every encapsulated syntax is)."""
     from pydicom.pixels.utils import get_expected_length
     from pydicom.uid import ExplicitVRLittleEndian
 
@@ -198,13 +199,15 @@ def _native_under_compressed(ds, syntax, path: str, notes: list[str]):
     except Exception:  # a header missing what it counts by: left for pydicom's decoding to refuse, as before
         return syntax
     held = len(element.value or b"")
+    uncompressed = syntax == _ENCAPSULATED_UNCOMPRESSED  # (its frames in items, not compressed)
+    kind, items = ("an encapsulated one", "frames") if uncompressed else ("a compressed one", "compressed frames")
     if not needed <= held <= needed + 1:  # (+1: an odd count of bytes padded to an even length)
-        raise ImageReadError(path, f"its pixel data are not encapsulated (compressed frames in items), as its transfer "
+        raise ImageReadError(path, f"its pixel data are not encapsulated ({items} in items), as its transfer "
                              f"syntax {syntax.name} says, and hold {held:,} bytes, not the {needed:,} of its image "
                              "uncompressed: truncated or corrupt, or its transfer syntax is wrong")  # fmt: skip
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     element.VR = "OB" if _dicom_int(ds, "BitsAllocated", 16, path) <= 8 else "OW"
-    notes.append(f"{path}: its transfer syntax (0002,0010) says {syntax.name}, a compressed one, but its pixel "
+    notes.append(f"{path}: its transfer syntax (0002,0010) says {syntax.name}, {kind}, but its pixel "
                  f"data are not encapsulated and hold the {needed:,} bytes of its image uncompressed: read as "
                  "uncompressed (Explicit VR Little Endian; its transfer syntax is wrong)")  # fmt: skip
     return ExplicitVRLittleEndian
