@@ -66,8 +66,9 @@ def shape_hint(shape, name: str = "pixels") -> str:
     (channels first looks the same), to be given one at a time; of 3 or 4 it may be RGB(A) channels
     first (torchvision's), told the colour route too, as is a batch of them, ``[N, 3, H, W]``
     (:func:`_colour_first_batch`), and a batch of them channels last, ``[N, H, W, 3]`` (PIL's arrays
-    stacked, :func:`_channels_last_batch`). "" for any other shape. ``name``: the argument as the caller
-    passed it (the metrics' ``img``, ``reference``, ``test``)."""
+    stacked, :func:`_channels_last_batch`), or of grey ones, ``[N, H, W, 1]`` (Keras's). "" for any
+    other shape. ``name``: the argument as the caller passed it (the metrics' ``img``, ``reference``,
+    ``test``)."""
     shape = tuple(int(n) for n in shape)
     if channels_last(shape) == "a grey image with alpha":
         return f" (a grey image with alpha, channels last: give its grey channel [H, W], {name}[..., 0])"
@@ -81,7 +82,9 @@ def shape_hint(shape, name: str = "pixels") -> str:
                     f"{name}[0, 0]; {_LUMINANCE})")  # fmt: skip
         return (f" (a batch of {shape[0]} colour images with their channels first: give one channel [H, W] of one "
                 f"at a time, {name}[i, 0]; {_LUMINANCE})")  # fmt: skip
-    if what := _channels_last_batch(shape):  # (PIL or imageio files stacked: refused with their shape alone)
+    if what := _channels_last_batch(shape):  # (PIL, imageio or Keras arrays stacked: refused with their shape alone)
+        if what == "a grey image":  # (a batch of one is squeezed, above)
+            return f" (a batch of {shape[0]} grey images, channels last: give one [H, W] at a time, {name}[i, ..., 0])"
         colour = what == "a colour image"
         give = "one channel [H, W]" if colour else f"{'its' if shape[0] == 1 else 'the'} grey channel [H, W]"
         tail = f"; {_LUMINANCE})" if colour else ")"
@@ -112,9 +115,15 @@ def _channels_last_batch(shape) -> str | None:
     """What each image of ``shape`` is where it reads as a batch of images with their channels last,
     ``[B, H, W, C]`` (PIL's or imageio's arrays stacked): :func:`channels_last` of ``[H, W, C]``
     ("a colour image", "a grey image with alpha"), with H more than 4 too, else None. Of 4 rows or
-    fewer it may be a batch of images with their channels first as much ((2, 3, 40, 3))."""
+    fewer it may be a batch of images with their channels first as much ((2, 3, 40, 3)). Or "a grey
+    image" for ``[B, H, W, 1]``, Keras's batch, B more than 1 (of one it is an image with axes of
+    length 1, squeezed) and W more than 4 too: it was refused with its shape alone."""
     shape = tuple(int(n) for n in shape)
-    return channels_last(shape[1:]) if len(shape) == 4 and shape[1] > 4 else None
+    if len(shape) != 4 or shape[1] <= 4:
+        return None
+    if shape[3] == 1:
+        return "a grey image" if shape[0] > 1 and shape[2] > 4 else None
+    return channels_last(shape[1:])
 
 
 def _channels_last_too(shape) -> bool:
@@ -139,8 +148,8 @@ def not_finite(who: str, bad: int, name: str = "pixels") -> str:
 def batch_shape_hint(shape, name: str = "pixels") -> str:
     """:func:`shape_hint` for a function that takes a batch ``[B, H, W]`` too (wls, preprocess), of
     a shape neither ``[H, W]`` nor ``[B, H, W]``: a network's ``[B, 1, H, W]`` as well, which was
-    refused with its shape alone, and a batch of colour images channels first or last given as a
-    batch (one at a time is :func:`shape_hint`'s word, for a function that takes one image)."""
+    refused with its shape alone, and a batch of colour images channels first or last, or of grey
+    ones channels last (Keras's ``[B, H, W, 1]``), given as a batch (one at a time is :func:`shape_hint`'s word, for a function that takes one image)."""
     shape = tuple(int(n) for n in shape)
     if _colour_first_batch(shape):
         return (f" (a batch of colour images with their channels first [B, {shape[1]}, H, W]: give one channel "
@@ -149,6 +158,8 @@ def batch_shape_hint(shape, name: str = "pixels") -> str:
         if what == "a colour image":
             return (f" (a batch of colour images, channels last [B, H, W, {shape[3]}]: give one channel "
                     f"[B, H, W], {name}[..., 0]; {_LUMINANCE})")  # fmt: skip
+        if what == "a grey image":
+            return f" (a batch of grey images, channels last [B, H, W, 1]: give them as [B, H, W], {name}[..., 0])"
         return (f" (a batch of grey images with alpha, channels last [B, H, W, 2]: give their grey channel "
                 f"[B, H, W], {name}[..., 0])")  # fmt: skip
     if not (hint := shape_hint(shape, name)) and len(shape) == 4 and shape[1] == 1:

@@ -83,6 +83,8 @@ RGB_LAST_BATCH_OF_ONE = ("a colour image, channels last, in a batch of one: give
                          "xvertfast.io.read_image gives a colour file's luminance")
 GREY_ALPHA_BATCH = ("a batch of 2 grey images with alpha, channels last: give the grey channel [H, W] of one at a "
                     "time, pixels[i, ..., 0]")
+#: (Keras's batch of grey images, [B, H, W, 1], was told the shape alone)
+GREY_LAST_BATCH = "a batch of 2 grey images, channels last: give one [H, W] at a time, pixels[i, ..., 0]"
 
 
 @pytest.mark.parametrize("shape, hint", [((40, 40, 3), COLOUR), ((40, 40, 4), COLOUR), ((40, 40, 2), GREY_ALPHA),
@@ -92,7 +94,9 @@ GREY_ALPHA_BATCH = ("a batch of 2 grey images with alpha, channels last: give th
                                          ((1, 3, 40, 40), RGB_BATCH_OF_ONE), ((2, 4, 40, 40), RGB_BATCH),
                                          ((2, 3, 40, 4), None), ((2, 40, 40, 3), RGB_LAST_BATCH),
                                          ((2, 40, 40, 4), RGB_LAST_BATCH), ((1, 40, 40, 3), RGB_LAST_BATCH_OF_ONE),
-                                         ((2, 40, 40, 2), GREY_ALPHA_BATCH), ((2, 4, 40, 3), None)])
+                                         ((2, 40, 40, 2), GREY_ALPHA_BATCH), ((2, 4, 40, 3), None),
+                                         ((2, 40, 40, 1), GREY_LAST_BATCH), ((1, 40, 40, 1), SQUEEZE),
+                                         ((2, 4, 40, 1), None)])
 def test_one_image_in_another_layout_is_told_how_to_give_it(tmp_path, shape, hint):
     """The functions that take one [H, W] image refused an RGB array (PIL, imageio), a network's
     [1, 1, H, W] or a stack of images with "got shape (40, 40, 3)" alone, where preprocess and wls said

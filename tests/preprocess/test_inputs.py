@@ -419,9 +419,10 @@ def test_the_preprocessed_images_repr_is_one_line_not_five_arrays():
     (3, r"colour images, channels last \[B, H, W, 3\]: give one channel \[B, H, W\], {}\[\.\.\., 0\]; "
         r"xvertfast\.io\.read_image gives a colour file's luminance\)$"),
     (2, r"grey images with alpha, channels last \[B, H, W, 2\]: give their grey channel \[B, H, W\], "
-        r"{}\[\.\.\., 0\]\)$")])
+        r"{}\[\.\.\., 0\]\)$"),
+    (1, r"grey images, channels last \[B, H, W, 1\]: give them as \[B, H, W\], {}\[\.\.\., 0\]\)$")])  # (Keras's)
 def test_a_batch_of_images_with_their_channels_last_is_told_how_to_give_it(seed, channels, said):
-    # PIL's or imageio's arrays stacked, [B, H, W, 3], were refused with their shape alone
+    # PIL's or imageio's arrays stacked, [B, H, W, 3], or Keras's [B, H, W, 1], were refused with their shape alone
     stack = np.random.default_rng(seed).random((2, 12, 10, channels)).astype(np.float32)
     said = rf"got shape \(2, 12, 10, {channels}\) \(a batch of " + said
     for pixels in (stack, torch.from_numpy(stack)):
