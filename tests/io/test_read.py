@@ -1655,8 +1655,24 @@ def test_an_acr_nema_dicom_of_12_bit_packed_pixels_is_read(tmp_path, seed, shape
     ds.save_as(tmp_path / "cut.dcm", implicit_vr=True, little_endian=True, enforce_file_format=False)
     with pytest.raises(ImageReadError, match=rf"cut\.dcm: truncated or corrupt DICOM: its pixel data of 12-bit values "
                        rf"packed two to three bytes \(BitsAllocated 12\) holds {held} bytes, its header "
-                       rf"declares {values.size} values \({-(-values.size * 3 // 2)} bytes\)$"):  # fmt: skip
+                       rf"declares {values.size} values \({-(-values.size * 3 // 2)} bytes\): cut short\? copy it "
+                       r"again from its source$"):  # fmt: skip
         read_image(tmp_path / "cut.dcm")
+
+
+def test_a_dicom_cut_within_its_native_pixel_data_is_called_truncated_with_both_sizes(tmp_path):
+    # pydicom's words came through: "cannot decode DICOM pixel data (Explicit VR Little Endian): truncated or
+    # corrupt? (The number of bytes of pixel data is less than expected (3746 vs 8192 bytes) - the dataset may be
+    # corrupted, have an invalid group 0028 element value, or the transfer syntax may be incorrect)"
+    make_dicom(tmp_path / "full.dcm", np.zeros((24, 40), np.uint16))
+    data = (tmp_path / "full.dcm").read_bytes()
+    start = data.rindex(b"\xe0\x7f\x10\x00OW") + 12  # (its value's first byte)
+    for cut, held in ((len(data) - 1000, "920 bytes"), (start + 1, "1 byte")):
+        (tmp_path / "cut.dcm").write_bytes(data[:cut])
+        with pytest.raises(ImageReadError, match=rf"cut\.dcm: truncated or corrupt DICOM: its pixel data \(Explicit VR "
+                           rf"Little Endian\) holds {held}, its header declares 1,920 bytes \(Columns x Rows 40 x 24, "
+                           r"BitsAllocated 16\): cut short\? copy it again from its source$"):  # fmt: skip
+            read_image(tmp_path / "cut.dcm")
 
 
 def test_dicom_multi_frame_is_refused_saying_how_to_take_one_frame(tmp_path):

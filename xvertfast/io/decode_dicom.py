@@ -275,7 +275,6 @@ def _unencapsulated(ds, path: str):
     than the header declares is refused here, naming the file's own syntax: pydicom's refusal,
     later, names Explicit VR Little Endian, which the file is not in."""
     from pydicom.encaps import generate_frames
-    from pydicom.pixels.utils import get_expected_length
     from pydicom.uid import ExplicitVRLittleEndian
 
     said = "cannot decode DICOM pixel data (Encapsulated Uncompressed Explicit VR Little Endian): truncated or corrupt?"
@@ -284,10 +283,7 @@ def _unencapsulated(ds, path: str):
     except Exception as exc:
         raise ImageReadError(path, f"{said} ({exc or type(exc).__name__})") from None
     bits = _dicom_int(ds, "BitsAllocated", 16, path)
-    try:  # (pydicom's count: a YBR_FULL_422 frame holds 2/3 of a full-sampled one's bytes)
-        needed = get_expected_length(ds, "bytes")
-    except Exception:  # a header missing what it counts by: pydicom's decoding refuses it later, naming it
-        needed = 0
+    needed = _declared_bytes(ds)
     if len(frame) < needed:
         raise ImageReadError(path, f"{said} (its frame holds {len(frame):,} bytes, its header declares {needed:,})")
     ds.PixelData = frame
@@ -668,6 +664,9 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
             raise ImageReadError(path, f"compressed transfer syntax '{name}' needs a decoder{wanted} {how}") from None
         if _HEADER_REFUSED.match(str(exc)):  # pydicom's check of the Image Pixel attributes: nothing cut short
             raise ImageReadError(path, f"invalid DICOM image header: {exc}") from None
+        short = _native_pixels_short(ds, syntax, samples, path)
+        if short is not None:
+            raise ImageReadError(path, short) from None
         raise ImageReadError(path, f"cannot decode DICOM pixel data ({name}): truncated or corrupt? ({exc})") from None
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
     indices = None  # a PALETTE COLOR image's stored values, which PixelPaddingValue refers to
@@ -775,9 +774,8 @@ def _unpack_12_bits(ds, syntax, samples: int, path: str, notes: list[str]) -> No
     values = _dicom_int(ds, "Rows", 0, path) * _dicom_int(ds, "Columns", 0, path)
     data, need = ds.PixelData, -(-values * 3 // 2)
     if len(data) < need:
-        raise ImageReadError(path, f"truncated or corrupt DICOM: its pixel data of 12-bit values packed two to three "
-                             f"bytes (BitsAllocated 12) holds {len(data):,} bytes, its header declares "
-                             f"{values:,} values ({need:,} bytes)")  # fmt: skip
+        raise ImageReadError(path, _pixels_short("of 12-bit values packed two to three bytes (BitsAllocated 12)",
+                                                 len(data), f"{values:,} values ({need:,} bytes)"))  # fmt: skip
     cells = np.frombuffer(data, np.uint8, count=need)
     cells = np.concatenate([cells, np.zeros(-need % 3, np.uint8)]).reshape(-1, 3).astype(np.uint16)
     pairs = np.stack([cells[:, 0] | (cells[:, 1] & 0xF) << 8, cells[:, 1] >> 4 | cells[:, 2] << 4], axis=1)
@@ -786,6 +784,42 @@ def _unpack_12_bits(ds, syntax, samples: int, path: str, notes: list[str]) -> No
     ds.BitsAllocated = 16
     notes.append(f"{path}: BitsAllocated 12: its 12-bit values are packed two to three bytes (ACR-NEMA's layout, "
                  "retired from DICOM): unpacked")  # fmt: skip
+
+
+def _pixels_short(what: str, held: int, declared: str) -> str:
+    """Why pixel data shorter than the header declares are refused: the file cut short (a copy
+    stopped midway), said with both sizes and what to do, as a cut before them is."""
+    return (f"truncated or corrupt DICOM: its pixel data {what} holds {held:,} byte{'' if held == 1 else 's'}, its "
+            f"header declares {declared}: cut short? copy it again from its source")  # fmt: skip
+
+
+def _native_pixels_short(ds, syntax, samples: int, path: str) -> str | None:
+    """Why native (uncompressed) pixel data are refused where they hold fewer bytes than the header
+    declares, or None where they do not (or that is not known): pydicom's refusal, passed through,
+    was "The number of bytes of pixel data is less than expected (3746 vs 8192 bytes) - the dataset
+    may be corrupted, ...", nothing of what to do with a file cut short."""
+    keyword = next((k for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData") if k in ds), None)
+    if keyword is None or getattr(syntax, "is_compressed", False) or ds[keyword].is_undefined_length:
+        return None
+    held, needed = len(ds[keyword].value or b""), _declared_bytes(ds)
+    if held >= needed:
+        return None
+    name = getattr(syntax, "name", None)
+    of = f"Columns x Rows {ds.Columns} x {ds.Rows}, BitsAllocated {_dicom_int(ds, 'BitsAllocated', 16, path)}"
+    of += f", SamplesPerPixel {samples}" if samples > 1 else ""
+    return _pixels_short(f"({name})" if name else "(uncompressed)", held, f"{needed:,} bytes ({of})")
+
+
+def _declared_bytes(ds) -> int:
+    """The bytes of native pixel data ``ds``'s header declares, by pydicom's count (a YBR_FULL_422
+    frame holds 2/3 of a full-sampled one's); 0 where the header lacks what it counts by, which
+    pydicom's decoding refuses later, naming it."""
+    from pydicom.pixels.utils import get_expected_length
+
+    try:
+        return get_expected_length(ds, "bytes")
+    except Exception:
+        return 0
 
 
 def _samples_differ(arr: np.ndarray) -> bool:
