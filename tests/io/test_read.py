@@ -1772,6 +1772,22 @@ def test_dicom_image_without_pixel_data_is_said_to_be_damaged(tmp_path, cut):
     assert not isinstance(raised.value, NotAnImage)
 
 
+@pytest.mark.parametrize("kept", [8, 11])
+def test_a_dicom_cut_within_its_pixel_data_length_is_called_truncated(tmp_path, kept):
+    # cut 8-11 bytes past the (7FE0,0010) tag, within the element's 4-byte length (after its VR OW and 2
+    # reserved bytes): "cannot parse DICOM: unpack requires a buffer of 4 bytes", pydicom's words alone,
+    # where a cut 2-7 bytes past the tag is said to hold no pixel data
+    make_dicom(tmp_path / "full.dcm", np.zeros((6, 8), np.uint16))
+    data = (tmp_path / "full.dcm").read_bytes()
+    cut = data.rindex(b"\xe0\x7f\x10\x00OW") + kept
+    (tmp_path / "cut.dcm").write_bytes(data[:cut])
+    with pytest.raises(ImageReadError, match=rf"cut\.dcm: truncated or corrupt DICOM: the file ends at byte {cut:,}, "
+                       r"within the length of its element \(7FE0,0010\) PixelData, so it holds no pixel data: copy it "
+                       r"again from its source$") as raised:  # fmt: skip
+        read_image(tmp_path / "cut.dcm")
+    assert not isinstance(raised.value, NotAnImage)
+
+
 def no_image_dicom(path, sop_class: str = "1.2.840.10008.5.1.4.1.1.11.1", modality: str = "PR") -> None:
     """A DICOM object of a PACS export that is no image (a presentation state by default) at ``path``."""
     import pydicom

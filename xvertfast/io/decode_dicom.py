@@ -12,6 +12,7 @@ import contextlib
 import io
 import os
 import re
+import struct
 import warnings
 import zlib
 from collections.abc import Callable, Iterator
@@ -81,6 +82,9 @@ def _about_its_last_value(path: str) -> Callable[[str], bool]:
     return said
 
 
+#: The keywords of the elements that hold an image's pixels.
+_PIXEL_DATA = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
 #: Media Storage Directory Storage: the SOP class of a DICOMDIR.
 _DICOMDIR = "1.2.840.10008.1.3.10"
 
@@ -112,7 +116,7 @@ def _parse_dicom(path: str, max_pixels: int, notes: list[str]):
         raise ImageReadError(path, f"cannot parse DICOM: out of memory reading its elements, which a file of "
                              f"{os.path.getsize(path):,} bytes cannot need: an element's length is corrupt") from None  # fmt: skip
     except Exception as exc:
-        said = _file_meta_cut(path) or f"cannot parse DICOM: {exc or type(exc).__name__}"
+        said = _file_meta_cut(path) or _length_cut(path, exc) or f"cannot parse DICOM: {exc or type(exc).__name__}"
         raise ImageReadError(path, said) from None
     sop_class = (getattr(ds, "file_meta", None) or {}).get("MediaStorageSOPClassUID", "")
     if not any(element in ds for element in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
@@ -249,6 +253,35 @@ def _file_meta_cut(path: str) -> str | None:
     if at + 4 > size and end is not None and end > size:  # (at an element's start, or within its tag)
         return (f"truncated or corrupt DICOM: {ends}, whose group length (0002,0000) says it ends at byte {end:,}: "
                 "copy it again from its source")  # fmt: skip
+    return None
+
+
+def _length_cut(path: str, exc: Exception) -> str | None:
+    """Why a DICOM file is refused where it ends within the 4-byte length of an element of explicit
+    VR OB, OW, SQ, UN, ... (after its VR and 2 reserved bytes: PS3.5 7.1.2), naming the element;
+    None where it does not. pydicom's words were its own ("unpack requires a buffer of 4 bytes"),
+    where a file cut a few bytes earlier, within the element's tag or VR, is said to hold no pixel
+    data (cut short)."""
+    from pydicom.datadict import keyword_for_tag
+    from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
+
+    if not isinstance(exc, struct.error):
+        return None
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        f.seek(max(0, size - 11))
+        end = f.read()
+    for kept in range(4):  # (bytes of the length the file holds)
+        head = end[len(end) - 8 - kept : len(end) - kept]
+        if len(head) == 8 and head[4:6].decode("latin-1") in EXPLICIT_VR_LENGTH_32 and head[6:8] == b"\0\0":
+            tags = [int.from_bytes(head[:2], order) << 16 | int.from_bytes(head[2:4], order)
+                    for order in ("little", "big")]  # fmt: skip
+            tag = next((tag for tag in tags if keyword_for_tag(tag)), tags[0])  # (Explicit VR Big Endian's, retired)
+            name = keyword_for_tag(tag)
+            named = f"({tag >> 16:04X},{tag & 0xFFFF:04X}){' ' + name if name else ''}"
+            none = ", so it holds no pixel data" if name in _PIXEL_DATA else ""
+            return (f"truncated or corrupt DICOM: the file ends at byte {size:,}, within the length of its element "
+                    f"{named}{none}: copy it again from its source")  # fmt: skip
     return None
 
 
@@ -798,7 +831,7 @@ def _native_pixels_short(ds, syntax, samples: int, path: str) -> str | None:
     declares, or None where they do not (or that is not known): pydicom's refusal, passed through,
     was "The number of bytes of pixel data is less than expected (3746 vs 8192 bytes) - the dataset
     may be corrupted, ...", nothing of what to do with a file cut short."""
-    keyword = next((k for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData") if k in ds), None)
+    keyword = next((k for k in _PIXEL_DATA if k in ds), None)
     if keyword is None or getattr(syntax, "is_compressed", False) or ds[keyword].is_undefined_length:
         return None
     held, needed = len(ds[keyword].value or b""), _declared_bytes(ds)
