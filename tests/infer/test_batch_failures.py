@@ -326,6 +326,19 @@ def test_a_lost_device_stops_the_job_with_its_summary(tmp_path, model_dir, src, 
     assert not any("stopped" in line for line in lines)  # the summary says it: said here too, it was said twice
 
 
+@pytest.mark.parametrize("command", [None, "xvertfast enhance in -o out --report r.json"])
+def test_a_job_interrupted_while_writing_its_report_says_what_writes_it_in_its_caller_s_words(
+        tmp_path, model_dir, src, monkeypatch, command):  # fmt: skip
+    """A Ctrl-C while a complete job wrote its report: enhance_files called from Python, no command=
+    given, said "(the same command writes them)", a command it never ran."""
+    monkeypatch.setattr(batch, "_write_side_files", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt))
+    report = tmp_path / "r.json"
+    summary, lines = run(Enhancer(str(model_dir), device="cpu", batch_size=2), src, tmp_path / "out", workers=1,
+                         report=str(report), command=command)  # fmt: skip
+    again = "the same command writes them" if command else "call enhance_files() again the same way to write them"
+    assert summary.interrupted_at_end and lines[-1] == f"interrupted: {report} not written ({again})", lines
+
+
 def test_a_device_is_lost_only_when_it_no_longer_runs_anything(monkeypatch):
     from types import SimpleNamespace
 

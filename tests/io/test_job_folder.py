@@ -1555,18 +1555,20 @@ def _proc_says(monkeypatch, path):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="told by /proc here (F_GETPATH on macOS)")
-@pytest.mark.parametrize("caller", ["python", "cli"])
+@pytest.mark.parametrize("caller", ["python", "cli", "python-with-command"])
 @pytest.mark.parametrize("then", ["another-made", "removed"])
 def test_an_output_folder_replaced_where_its_new_place_cannot_be_told_is_not_said_to_be_the_new_one(
         tmp_path, monkeypatch, then, caller):  # fmt: skip
     """Where the system names no open file (no /proc, nor F_GETPATH), the refusal read "the output folder
     today is no longer the folder this job holds, which was /abs/today": the new folder's path given as
-    the old one's, and nothing said of what to do."""
+    the old one's, and nothing said of what to do. A Python caller that gave the command which started
+    the job (status gives it) is told -o, as its stop line says "the same command resumes"."""
     from xvertfast._text import cli_running
     from xvertfast.io.write import OutputFolderMoved
 
     today = tmp_path / "today"
-    with JobFolder(str(today), {"a": 1}, overwrite=False) as job:
+    command = "xvertfast enhance in -o today" if caller == "python-with-command" else None
+    with JobFolder(str(today), {"a": 1}, overwrite=False, command=command) as job:
         os.rename(today, tmp_path / "yesterday")
         if then == "another-made":
             today.mkdir()
@@ -1575,7 +1577,7 @@ def test_an_output_folder_replaced_where_its_new_place_cannot_be_told_is_not_sai
             _proc_says(patched, None)
             job.starting(str(tmp_path / "in.png"), str(today / "in.png"))
     there = "another folder is now" if then == "another-made" else "no folder is now"
-    give = "give -o the folder where it is now" if caller == "cli" else "give the folder where it is now as out_dir"
+    give = "give the folder where it is now as out_dir" if caller == "python" else "give -o the folder where it is now"
     assert str(refused.value) == (f"{today / 'in.png'}: not written: {there} at the output folder's path {today}; the "
                                   f"folder this job holds (with its ledger) was moved or removed during the job: {give} "
                                   "to write the rest")  # fmt: skip

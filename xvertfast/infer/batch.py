@@ -121,7 +121,7 @@ class BatchSummary:
     #: --report says it); None where it could not be read (deleted, or not searchable)
     cwd: str | None = None
     #: what writes the rest, where the same command would not: the output folder now leads elsewhere
-    #: (:attr:`~xvertfast.io.write.OutputFolderMoved.resume`: give -o the folder the job held)
+    #: (:attr:`~xvertfast.io.write.OutputFolderMoved.resume`: give -o, or out_dir=, the folder the job held)
     resume: str | None = None
     #: how the same job is resumed, in its caller's words (:func:`~xvertfast.io.write.resumed_by`)
     resumed_by: str = "the same command resumes"
@@ -761,7 +761,8 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
             raise
         unwritten = [path for path, written in ((report, summary.report), (preview, summary.preview))
                      if path and not written]  # fmt: skip
-        log(f"interrupted: {' and '.join(unwritten)} not written (the same command writes them)")
+        again = resumed_by(command, "enhance_files()", "write them")  # (in Python's words where no command ran it)
+        log(f"interrupted: {' and '.join(unwritten)} not written ({again})")
         summary.interrupted_at_end = True
     return summary
 

@@ -75,8 +75,8 @@ from xvertfast._text import asked, count, from_cli, middle_cut, option_said
 from xvertfast._version import __version__
 from xvertfast.io.files import RealPaths, file_state, same_file
 from xvertfast.io.shards import Shard
-from xvertfast.io.write import (DISK_FULL, OutputFolderMoved, atomic_write, disk_full, listed_in, nearest_existing,
-                                remove_stale_parts, replace_in, why_not_made)
+from xvertfast.io.write import (DISK_FULL, OutputFolderMoved, atomic_write, command_resumes, disk_full, listed_in,
+                                nearest_existing, remove_stale_parts, replace_in, why_not_made)
 from xvertfast.resume import LOCK_PATIENCE, ends_with_newline, hold_lock, lock_held, settings_changes
 
 __all__ = ["JobFolder", "JobLog", "JobStatus", "LedgerStatus", "ShardsWithoutLedger", "dry_run_line", "run_line",
@@ -1205,6 +1205,7 @@ class JobFolder:
         self._whole_out = os.path.join(working_folder() or "", out_dir)
         self._real_out = os.path.realpath(self._whole_out)
         self._held: tuple[int, int] | None = None  # the folder's (device, inode) once made (see _moved)
+        self._command = command  # (as given: what writes the rest where the folder moves names -o, or out_dir)
         self.side_files = {name: path for name, path in (side_files or {}).items() if path}
         self.overwrite = overwrite
         self.job = job
@@ -1670,16 +1671,16 @@ class JobFolder:
         place. Written by its path, ``out`` would go there, over another job's output of its name, and
         be recorded here as done."""
         if (now := self._moved()) is not None:
-            held = self._held_now()
+            held, by_command = self._held_now(), command_resumes(self._command)
             if held is None or held == now:  # (where the job's folder is now cannot be told: not named)
                 there = "another folder is now" if os.path.isdir(now) else "no folder is now"
-                give = ("give -o the folder where it is now" if from_cli()
+                give = ("give -o the folder where it is now" if by_command
                         else "give the folder where it is now as out_dir")  # fmt: skip
                 moved = OutputFolderMoved(out, f"not written: {there} at the output folder's path {self.out_dir}; "
                                                "the folder this job holds (with its ledger) was moved or removed "
                                                f"during the job: {give} to write the rest")  # fmt: skip
             else:
-                give = f"give -o {held}" if from_cli() else f"give out_dir={held!r}"  # (Python typed no -o)
+                give = f"give -o {held}" if by_command else f"give out_dir={held!r}"  # (Python typed no -o)
                 moved = OutputFolderMoved(out, f"not written: the output folder {self.out_dir} now leads to {now}, "
                                                f"not to {held}, the folder this job holds (a link changed, or the "
                                                f"folder moved, during the job); {give} to write the rest")  # fmt: skip

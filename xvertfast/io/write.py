@@ -234,8 +234,9 @@ class OutputFolderMoved(ImageWriteError):
     renamed and another made in its place. Every later output would go there too, beside another
     job's, so the job stops (:func:`outputs_lost`).
 
-    ``resume``: what writes the rest (give -o the folder it holds), which the job's summary says in
-    place of "the same command resumes": run again, that command would write into the folder there now."""
+    ``resume``: what writes the rest (give -o, or out_dir=, the folder it holds: :func:`command_resumes`),
+    which the job's summary says in place of "the same command resumes": run again, that command would
+    write into the folder there now."""
 
     resume: str | None = None
 
@@ -263,11 +264,23 @@ def resumes_once(why: str | None) -> str:
     return ""
 
 
-def resumed_by(command: str | None, call: str) -> str:
-    """How a stopped batch job is resumed, in its caller's words, for its stop line: "the same command
-    resumes" where the CLI ran it or the caller gave the ``command`` that started it, else "call
-    ``call`` again the same way to resume": a Python caller was told of a command it never ran."""
-    return "the same command resumes" if command is not None or from_cli() else f"call {call} again the same way to resume"
+def command_resumes(command: str | None) -> bool:
+    """Whether a batch job is run again by a command, not a Python call: the CLI ran it, or the caller
+    gave the ``command`` that started it (status gives it). What the job says to do then names the
+    command (and its -o), else the function (and its out_dir): :func:`resumed_by`, and
+    :attr:`OutputFolderMoved.resume`."""
+    return command is not None or from_cli()
+
+
+def resumed_by(command: str | None, call: str, to: str = "resume") -> str:
+    """How a stopped batch job is resumed, in its caller's words (:func:`command_resumes`), for its
+    stop line: "the same command resumes", else "call ``call`` again the same way to resume": a Python
+    caller was told of a command it never ran. ``to``: what the run again does, where not resume
+    ("write them": the same command writes them)."""
+    if command_resumes(command):
+        verb, _, rest = to.partition(" ")
+        return " ".join(["the same command", f"{verb}s", *([rest] if rest else [])])
+    return f"call {call} again the same way to {to}"
 
 
 def outputs_lost(exc: BaseException) -> str | None:
