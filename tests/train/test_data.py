@@ -576,10 +576,11 @@ def test_a_cache_the_run_cannot_write_is_said_at_the_start_and_a_private_one_tak
     # the end names the folders that hold the crops (the new image's are not in RUN_DIR/cache), and says that the
     # images taken from the cache were warned of, if at all, by the start that preprocessed them: its list is not
     # of them (an empty list read as "no warnings" on every resume)
-    assert said[-3].startswith(f"1 warning about images trained on as they are (each says what to do; with them "
-                               f"fixed or left out, train into a new run folder: a copy of {run / 'cache'} and "
-                               f"{run / 'private-cache'} in it keeps"), said[-3:]  # fmt: skip
-    assert said[-2].startswith(f"warning: {data / 'new.png'}: looks inverted"), said[-3:]
+    assert said[-4] == (f"2 warnings about images trained on as they are (each says what to do; with them fixed or "
+                        f"left out, train into a new run folder: a copy of {run / 'cache'} and {run / 'private-cache'} "
+                        "in it keeps the other images' preprocessing):"), said[-4:]  # fmt: skip
+    assert said[-3].startswith(f"warning: {data / 'new.png'}: looks inverted"), said[-4:]
+    assert said[-2].startswith("warning: 1 image was enlarged more than 3x"), said[-4:]  # (96 px: listed with them)
     assert said[-1] == (f"3 images were taken from {run / 'cache'} as preprocessed by an earlier start: any warnings "
                         "about them were said by that start (see its log), not listed here"), said[-3:]  # fmt: skip
 

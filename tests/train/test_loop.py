@@ -436,7 +436,9 @@ def test_a_run_folder_inside_the_data_folder_is_not_trained_on(tmp_path):
     assert (run / "preview_stage1.png").exists()
     logs = []
     train([str(data)], str(run), CONFIG, resume=True, progress=False, log=logs.append)
-    assert not [m for m in logs if "run" + os.sep in m and not m.startswith("removed the later stages' training data")], logs
+    # (but for the lines that name its cache: what the end of the run frees, and took from there)
+    named = ("removed the later stages' training data", f"3 images were taken from {run / 'cache'} ")
+    assert not [m for m in logs if "run" + os.sep in m and not m.startswith(named)], logs
 
 
 def test_blank_and_tiny_images_are_not_trained_on(tmp_path):
@@ -1588,7 +1590,9 @@ def test_the_run_says_what_it_trains_on_and_lists_the_skipped_files_at_the_end(t
     train([str(data)], str(tmp_path / "run"), CONFIG, progress=False, log=said.append)
     assert "3 images (6 ROIs): 2 for training, 1 for validation; 1 of 4 files skipped" in said, said
     skipped = f"skipped: {data / 'empty.png'}: empty file (0 bytes)"
-    assert said[-2:] == ["1 file was skipped (not trained on):", skipped], said
+    assert said[-4:-2] == ["1 file was skipped (not trained on):", skipped], said
+    # (then the warnings: of the images enlarged into their ROIs, 80 px test images)
+    assert said[-2].startswith("1 warning about images trained on") and " were enlarged " in said[-1], said[-2:]
 
 
 def test_the_warnings_about_images_trained_on_are_listed_again_at_the_end(tmp_path):
@@ -1605,11 +1609,13 @@ def test_the_warnings_about_images_trained_on_are_listed_again_at_the_end(tmp_pa
     train([str(data)], str(tmp_path / "run"), one, progress=False, log=said.append)
     warning = next(line for line in said if "img1.png: looks inverted" in line)  # (as it was preprocessed)
     assert warning.startswith("warning: ") and said.index(warning) < said.index("1 file was skipped (not trained on):")
+    # (and the one warning of the images enlarged into their ROIs, 80 px test images: said once, after the others)
+    enlarged = next(line for line in said if line.startswith("warning: 3 images were enlarged more than 3x"))
     cache = tmp_path / "run" / "cache"
-    assert said[-4:] == ["1 file was skipped (not trained on):", f"skipped: {data / 'empty.png'}: empty file (0 bytes)",
-                         "1 warning about images trained on as they are (each says what to do; with them fixed or "
+    assert said[-5:] == ["1 file was skipped (not trained on):", f"skipped: {data / 'empty.png'}: empty file (0 bytes)",
+                         "2 warnings about images trained on as they are (each says what to do; with them fixed or "
                          f"left out, train into a new run folder: a copy of {cache} in it keeps the other images' "
-                         "preprocessing):", warning], said[-4:]
+                         "preprocessing):", warning, enlarged], said[-5:]
 
 
 def test_the_skipped_files_listed_again_at_the_end_are_as_many_as_a_screen_holds(tmp_path):

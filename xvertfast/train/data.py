@@ -67,7 +67,8 @@ class RoiSet:
     found: int = 0  #: from load_rois: the input files found
     skipped: list[str] = field(default_factory=list)  #: from load_rois: "skipped: FILE: why" of each one not used
     #: from load_rois: "warning: FILE: ..." of the images it preprocessed and kept (an inverted look, a spine at the
-    #: edge, what decoding changed), as it said them; not of those found in the cache, warned of when preprocessed
+    #: edge, what decoding changed, images enlarged into their ROIs), as it said them; not of those found in the
+    #: cache, warned of when preprocessed
     warned: list[str] = field(default_factory=list)
     #: from load_rois: how many of the images used it took from the cache as found, by folder (cache, private):
     #: preprocessed by an earlier start, which said their warnings; they are not in ``warned``
@@ -329,7 +330,7 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
         elif crops.enlarged > ENLARGED:
             enlarged.append((crops.enlarged, f.path, crops.shape))
     if enlarged:  # (once for the run, not a line per image: an archive of thumbnails would bury the rest)
-        log(_enlarged_warning(enlarged, roi_size))
+        warn(_enlarged_warning(enlarged, roi_size))
     if not sources:
         raise NoReadableImage(len(found))
     names = [os.path.basename(p) for p in files]
