@@ -581,8 +581,8 @@ def test_a_cache_the_run_cannot_write_is_said_at_the_start_and_a_private_one_tak
                         "in it keeps the other images' preprocessing):"), said[-4:]  # fmt: skip
     assert said[-3].startswith(f"warning: {data / 'new.png'}: looks inverted"), said[-4:]
     assert said[-2].startswith("warning: 1 image was enlarged more than 3x"), said[-4:]  # (96 px: listed with them)
-    assert said[-1] == (f"3 images were taken from {run / 'cache'} as preprocessed by an earlier start: any warnings "
-                        "about them were said by that start (see its log), not listed here"), said[-3:]  # fmt: skip
+    assert said[-1] == (f"3 images were taken from {run / 'cache'} as preprocessed by an earlier start: what it noted "
+                        "of them is in that start's log, not listed here"), said[-3:]  # fmt: skip
 
 
 def test_load_rois_gives_taken_its_set_before_gathering_it_in_a_shared_cache(tmp_path):
