@@ -329,7 +329,7 @@ def test_a_run_starting_while_status_looks_at_its_lock_starts(tmp_path, monkeypa
     (tmp_path / "run").mkdir()
     look = hold_lock(str(tmp_path / "run" / LOCK_FILE), shared=True)
     let_go_when_waited_for(monkeypatch, look)
-    _lock_run_dir(str(tmp_path / "run")).close()
+    _lock_run_dir(str(tmp_path / "run"))[0].close()
 
 
 def test_a_start_waiting_for_the_lock_of_one_refused_meanwhile_holds_the_folder_s(tmp_path, monkeypatch):
@@ -352,12 +352,48 @@ def test_a_start_waiting_for_the_lock_of_one_refused_meanwhile_holds_the_folder_
             self.closed = True
 
     let_go_when_waited_for(monkeypatch, Refused())
-    lock = _lock_run_dir(str(tmp_path / "run"))
+    lock, made = _lock_run_dir(str(tmp_path / "run"))
     try:
         assert os.path.exists(path) and os.path.samestat(os.fstat(lock.fileno()), os.stat(path))
         assert hold_lock(path) is None  # (a third start is kept out)
+        assert made  # (the file it holds is its own: removed where it is refused in turn)
     finally:
         lock.close()
+
+
+@pytest.mark.parametrize("made_by_the_other", ["lock file", "run folder"])
+def test_a_start_refused_after_waiting_for_one_refused_leaves_the_folder_as_it_was(tmp_path, monkeypatch,
+                                                                                    made_by_the_other):  # fmt: skip
+    # two starts in a folder made for them (`mkdir -p run`), the first holding its lock, both refused (no image
+    # found): the second looked for the lock file before waiting, found the first's, so left the one it made
+    # again behind; and where the first had made the run folder and removed it, the second said "cannot
+    # write into the run folder" where it is refused for its images, as the first
+    from tests.conftest import let_go_when_waited_for
+    from xvertfast.io.files import NothingFound
+    from xvertfast.resume import hold_lock
+    from xvertfast.train.loop import LOCK_FILE
+
+    (tmp_path / "none").mkdir()
+    run = tmp_path / "new" / "run"
+    run.mkdir(parents=True)
+    path = str(run / LOCK_FILE)
+    other = hold_lock(path)
+
+    class Refused:  # the first start, refused: what it made removed, then its lock closed
+        closed = False
+
+        def close(self):
+            if made_by_the_other == "run folder":
+                shutil.rmtree(tmp_path / "new")
+            else:
+                os.remove(path)
+            other.close()
+            self.closed = True
+
+    let_go_when_waited_for(monkeypatch, Refused())
+    with pytest.raises(NothingFound):
+        train([str(tmp_path / "none")], str(run), CONFIG, progress=False, log=lambda m: None)
+    assert os.listdir(run) == []
 
 
 def test_status_loads_no_torch(tmp_path):

@@ -674,7 +674,8 @@ class _Curves:
 
 
 def _lock_run_dir(run_dir: str):
-    """RUN_DIR (created if needed) locked for this run: the open lock file; closing it unlocks."""
+    """RUN_DIR (created if needed) locked for this run: the open lock file (closing it unlocks), and whether
+    this start made that file (:func:`_hold_run_lock`)."""
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise ValueError(f"{'RUN_DIR' if from_cli() else 'run folder'} {run_dir} is a file: give the training run a "
                          f"folder ({option_said('-o', 'made where missing')})")  # fmt: skip
@@ -684,7 +685,7 @@ def _lock_run_dir(run_dir: str):
         # (the CLI's, taken and marked as it started, before torch and the model loaded: status said "interrupted"
         # meanwhile)
         early = taken_over(path)
-        lock = early or _hold_run_lock(path)  # (status looks at it for a moment)
+        lock, made = (early, False) if early else _hold_run_lock(path)  # (status looks at it for a moment)
     except OSError as exc:  # read-only, no permission: said as enhance says it, not as "[Errno 30] ...: 'RUN_DIR'"
         # (-o latest, a link to a folder not made yet: said so, not "File exists")
         raise ValueError(f"cannot write into the run folder {run_dir}: {why_not_made(run_dir, exc)}") from None
@@ -692,22 +693,34 @@ def _lock_run_dir(run_dir: str):
         raise held_by_another(run_dir)
     if early is None:  # a start from Python (the CLI's lock is marked as it takes it early)
         mark_taken(lock)
-    return lock
+    return lock, made
 
 
 def _hold_run_lock(path: str):
     """RUN_DIR's lock file at ``path`` held (None where another start holds it), taken again where the file
     was removed as this start waited for it: a start refused meanwhile removes the lock file it made
-    (:func:`_leave_as_it_was`), and a lock on a removed file kept no third start out of the folder."""
-    for _ in range(10):  # (a file removed again and again: taken at last as before, unchecked)
+    (:func:`_leave_as_it_was`), and the RUN_DIR too where it made that, and a lock on a removed file kept
+    no third start out of the folder. With whether this start made the file it holds: one refused in
+    turn removes it, told by the file's state when the other let go, not by a look before waiting."""
+    for attempt in range(11):  # (a file removed again and again: taken at last as before, unchecked)
+        os.makedirs(os.path.dirname(path), exist_ok=True)  # (no-op at first; then a RUN_DIR removed meanwhile)
+        made = _create(path)
         lock = hold_lock(path, patience=LOCK_PATIENCE)
         try:
-            if lock is None or os.path.samestat(os.fstat(lock.fileno()), os.stat(path)):
-                return lock
+            if lock is None or attempt == 10 or os.path.samestat(os.fstat(lock.fileno()), os.stat(path)):
+                return lock, made
         except FileNotFoundError:
             pass
         lock.close()
-    return hold_lock(path, patience=LOCK_PATIENCE)
+
+
+def _create(path: str) -> bool:
+    """Whether the file at ``path`` was missing and is now made, empty, by this call (not by another start)."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except FileExistsError:
+        return False
+    return True
 
 
 def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = False, progress: bool = True,
@@ -752,8 +765,12 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     _refuse_other_jobs_folder(run_dir)
     _refuse_files_of_no_run(run_dir, config)
     made = _first_missing(run_dir)
-    new = [name for name in _MADE_AS_A_RUN_STARTS if not os.path.lexists(os.path.join(run_dir, name))]
-    lock = _lock_run_dir(run_dir)
+    lock, lock_made = _lock_run_dir(run_dir)
+    # (told once the lock is held: a start this one waited for may have made checkpoint/, or made the lock
+    # file and removed it, refused)
+    new = [LOCK_FILE] if lock_made else []
+    if not os.path.lexists(os.path.join(run_dir, "checkpoint")):
+        new.append("checkpoint")
     from safetensors import SafetensorError
 
     before, stopped_before = started_command(run_dir), stopped_by(run_dir)
@@ -807,17 +824,12 @@ def _settings_said(settings: dict) -> dict:
     return {(asked(key) if key in _OPTIONS else key): value for key, value in settings.items()}
 
 
-#: What a start makes in a RUN_DIR before it preprocesses an image, besides its record (put back): the lock
-#: file and an empty checkpoint/ (:func:`_leave_as_it_was`).
-_MADE_AS_A_RUN_STARTS = (LOCK_FILE, "checkpoint")
-
-
 def _leave_as_it_was(run_dir: str, made: str | None, new: list[str], before: dict, stopped_before: str | None,
                      lock) -> bool:  # fmt: skip
     """Undoes a start that could not begin (no image found, none readable, refused): the folders it made
     (``made``: RUN_DIR, or the outermost of its parents that was missing) are removed; in a RUN_DIR there
-    before, the record of the start before it is put back and what it made there (``new``, of
-    :data:`_MADE_AS_A_RUN_STARTS`; a folder only where empty) is removed. A folder made for the run
+    before, the record of the start before it is put back and what it made there (``new``: the lock file,
+    an empty checkpoint/; a folder only where empty) is removed. A folder made for the run
     (``mkdir -p RUN`` in a job script) kept a lock file and checkpoint/, which status took for a run
     stopped before its first epoch, to resume, and a later start for a run trained there. Whether all
     of it is gone: Windows deletes no open file, so the lock file is left to remove once closed."""
