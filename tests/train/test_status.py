@@ -831,16 +831,17 @@ def test_a_refused_start_leaves_no_lock_file_where_an_open_file_cannot_be_remove
     # folder for a run's, and status said it "cannot tell". The same for a RUN_DIR the start made itself.
     import xvertfast.train.loop as loop
     from xvertfast.io.files import NothingFound
+    from xvertfast.train.run_folder import LOCK_FILE
 
     opened = []
 
     def hold_lock(path, *args, **kwargs):
         lock = real_hold(path, *args, **kwargs)
-        opened.append((os.path.abspath(path), lock))
+        opened.append(lock)
         return lock
 
-    def remove(path, *args, **kwargs):
-        if any(held == os.path.abspath(path) and not lock.closed for held, lock in opened):
+    def remove(path, *args, **kwargs):  # (by its name alone too: shutil.rmtree unlinks so, with a dir_fd)
+        if os.path.basename(os.fsdecode(path)) == LOCK_FILE and not all(lock.closed for lock in opened):
             raise PermissionError(13, "The process cannot access the file because it is being used", str(path))
         return real_remove(path, *args, **kwargs)
 
@@ -857,7 +858,7 @@ def test_a_refused_start_leaves_no_lock_file_where_an_open_file_cannot_be_remove
     for folder in (run, made):
         with pytest.raises(NothingFound):
             train([str(tmp_path / "none")], str(folder), CONFIG, progress=False, log=lambda m: None)
-    assert opened and all(lock.closed for _, lock in opened)
+    assert opened and all(lock.closed for lock in opened)
     assert sorted(os.listdir(run)) == ["notes.txt"] and not (tmp_path / "new").exists()
 
 
