@@ -38,7 +38,7 @@ import urllib.parse
 
 import numpy as np
 
-from xvertfast._plotting import as_written, pyplot
+from xvertfast._plotting import as_written, pyplot, utf8_shown
 from xvertfast._text import FAILED_LISTED, WARNED_LISTED, asked, count, first_listed, part_percent
 from xvertfast.eval._report_files import (REPORT_FILES, ReportInterrupted, remove_unfinished_reports,
                                           replace_report)
@@ -396,12 +396,6 @@ def _best_out_of_reach(best: list[dict], family: int) -> list[str]:
 #: How the report's text files are written: UTF-8, with a file name that is not (an archive's Latin-1
 #: "caf\xe9.png", which Python holds as "caf\udce9.png") written as that escape, not failing the report.
 _TEXT_FILE = {"encoding": "utf-8", "errors": "backslashreplace"}
-
-
-def _shown(name: str) -> str:
-    """A file name as text to link: bytes that are not UTF-8 (held as surrogates) become U+FFFD,
-    which a web page takes (a surrogate stops it). (A figure's: :func:`as_written`.)"""
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _write_csv(path: str, rows: list[dict], fields: list[str]) -> None:
@@ -949,7 +943,7 @@ def _draw(run: EvalRun, folder: str, compare_to: str | None, provenance: dict | 
     for k, (picture, title) in enumerate(zip(run.pictures, _picture_titles(run.pictures))):
         name = os.path.basename(picture["file"])
         stem = name[: len(name) - len(image_extension(name))]
-        stem = _shown(stem)  # a name the page can link
+        stem = utf8_shown(stem)  # a name the page can link
         rel = f"grid/{k:03d}_{stem}.png"
         _grid(picture, run.methods, os.path.join(folder, rel), title, _picture_warnings(run, picture))
         grids.append(rel)
