@@ -118,6 +118,7 @@ def test_an_image_note_copied_or_pickled_keeps_its_parts():
     import copy
     import pickle
 
-    note = ImageNote("in/a.png", ": TMQI floored", "upper")
+    note = ImageNote("in/a.png", " (clahe): TMQI floored", "upper", ("clahe",))
     for again in (copy.deepcopy(note), pickle.loads(pickle.dumps(note))):
-        assert (again, again.file, again.roi, again.reason) == (note, note.file, note.roi, note.reason)
+        assert (again, again.file, again.roi, again.reason, again.methods) == (note, note.file, note.roi,
+                                                                              note.reason, note.methods)  # fmt: skip

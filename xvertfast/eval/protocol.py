@@ -57,19 +57,22 @@ class ImageNote(str):
     """A note about one image (or one of its ROIs): its text, as ever, with the parts the report
     groups by: 10,000 small images' TMQI notes, alike but for the file, made 20,000 lines of the
     summary (4 MB). ``reason``: the text after the image (and ROI) part, from its ``": "`` (or
-    ``" (methods): "``); notes of one ``reason`` (and ROI or not) are one line there, counted."""
+    ``" (methods): "``); notes of one ``reason`` (and ROI or not) are one line there, counted.
+    ``methods``: the run's methods it concerns (a metric left out on their outputs, how one was read);
+    none: it is the image's own (decoding, polarity, its spine), which its grid says too."""
 
     file: str
     roi: str | None
     reason: str
+    methods: tuple[str, ...]
 
-    def __new__(cls, file: str, reason: str, roi: str | None = None):
+    def __new__(cls, file: str, reason: str, roi: str | None = None, methods: tuple[str, ...] = ()):
         note = super().__new__(cls, f"{file}{'' if roi is None else f', {roi} ROI'}{reason}")
-        note.file, note.roi, note.reason = file, roi, reason
+        note.file, note.roi, note.reason, note.methods = file, roi, reason, tuple(methods)
         return note
 
     def __getnewargs__(self):  # (copied or pickled: made again from its parts, not from its text alone)
-        return self.file, self.reason, self.roi
+        return self.file, self.reason, self.roi, self.methods
 
 
 def _image_notes(path: str, warnings: list[str]) -> list[str]:
@@ -659,7 +662,7 @@ def _missing_notes(path: str, missing: list, methods: list[str], metrics) -> lis
         named = [m for m in methods if m in names]
         if named:
             who = "" if len(named) == len(methods) and roi is not None else f" ({', '.join(named)})"
-            notes.append(ImageNote(path, f"{who}: {why}", roi))
+            notes.append(ImageNote(path, f"{who}: {why}", roi, named))
     return notes
 
 

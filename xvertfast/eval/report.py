@@ -776,9 +776,9 @@ def _picture_warnings(run: EvalRun, picture: dict) -> list[str]:
     """What the run warned of a pictured image itself (looks inverted, its ROIs then maybe off the
     spine, a spine in doubt, what decoding changed), from its notes, for its grid: opened alone, the
     grid of cxr-dev's MONOCHROME1 PNG showed its ROIs on a lung field and said nothing of why."""
-    return list(dict.fromkeys(note.reason[2:] for note in run.notes
+    return list(dict.fromkeys(note.reason.removeprefix(": ") for note in run.notes
                               if isinstance(note, ImageNote) and note.file == picture["file"] and note.roi is None
-                              and note.reason.startswith(": ")))  # (": ": the image's own, not a method's)  # fmt: skip
+                              and not note.methods))  # fmt: skip
 
 
 def _grid(picture: dict, methods: list[str], path: str, title: str | None = None, warnings: list[str] = ()) -> None:
