@@ -375,18 +375,18 @@ def _best_lines(best: list[dict], decimals: dict) -> list[str]:
             verdict = "no clear best (p Holm ≥ 0.05)"
         lines.append(f"| {_header(r['metric'])} | {named[0]} | {named[1]} | {tested} | "
                      f"{_fmt_p(holm_p)}{significance_mark(holm_p)} | {verdict} |")  # fmt: skip
-    return [*lines, "", *_best_out_of_reach(best, family)]
+    return [*lines, "", *_best_out_of_reach(best)]
 
 
-def _best_out_of_reach(best: list[dict], family: int) -> list[str]:
+def _best_out_of_reach(best: list[dict]) -> list[str]:
     """The sentence under the best-mean table where too few images were tested for any row to name a
     method, whatever the scores: a test of n images has p >= 2 / 2^n (every image one way), and Holm
     multiplies the smallest p by the family's size. Six images and five metrics: 0.031 x 5 = 0.16, so
     "no clear best" on every row said nothing of the methods, and a reader took it for a finding."""
-    tested = [r["n_images"] for r in best if r["p_value_by_image"] == r["p_value_by_image"]]
-    if not tested or family * 2 / 2 ** max(tested) < 0.05:
+    tested = [r["n_images"] for r in best if r["p_value_by_image"] == r["p_value_by_image"]]  # (Holm's family)
+    family, most = len(tested), max(tested, default=0)
+    if not family or family * 2 / 2 ** most < 0.05:
         return []
-    most = max(tested)
     return [f"No row could name a best method here, whatever the scores: a test of {count(most, 'image')} (the most "
             f"here) has no p by image below {_fmt_p(2 / 2 ** most)} (every image leaning one way), and Holm's method "
             f"over {count(family, 'test')} makes the smallest at least {_fmt_p(min(1.0, family * 2 / 2 ** most))}; "

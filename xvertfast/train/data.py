@@ -19,6 +19,7 @@ import json
 import math
 import os
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -276,7 +277,7 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     # (as TrainConfig reads them: numbers, and checked now, not once an image is preprocessed)
     lam, alpha, eps, _ = check_parameters(lam, alpha, eps, rtol=None, who="load_rois")
     params = {"lam": lam, "alpha": alpha, "eps": eps, "roi_size": roi_size, "version": CACHE_VERSION}
-    files, sources, digests, first_of, skipped, enlarged, warned, cached = [], [], [], {}, [], [], [], {}
+    files, sources, digests, first_of, skipped, enlarged, warned, cached = [], [], [], {}, [], [], [], Counter()
 
     def skip(text: str) -> None:  # said now, and kept for the end of a long run
         skipped.append(f"skipped: {text}")
@@ -326,7 +327,7 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
         sources.append(f.path)
         digests.append(crops.digest)
         if crops.enlarged is None:  # (found in the cache: warned of, if at all, by the start that made it)
-            cached[os.path.dirname(crops.path)] = cached.get(os.path.dirname(crops.path), 0) + 1
+            cached[os.path.dirname(crops.path)] += 1
         elif crops.enlarged > ENLARGED:
             enlarged.append((crops.enlarged, f.path, crops.shape))
     if enlarged:  # (once for the run, not a line per image: an archive of thumbnails would bury the rest)
