@@ -30,9 +30,8 @@ from xvertfast._pickled_errors import PickledAsRaised
 from xvertfast._text import part_percent
 from xvertfast.io import ImageReadError, read_image
 from xvertfast.io.errors import failure_text
-from xvertfast.io.decode_common import FLOAT_SCALE_SLACK
 from xvertfast.io.files import InputFile, image_extension, same_file
-from xvertfast.io.read import full_range, stored_as_floats
+from xvertfast.io.read import full_range, on_stored_scale, stored_as_floats
 from xvertfast.io.write import same_format, same_format_extension
 
 __all__ = ["PrecomputedOutputs", "FolderRefused"]
@@ -269,13 +268,12 @@ class PrecomputedOutputs:
         if rad.shape != tuple(np.shape(pixels)):
             raise ImageReadError(source.path, f"its output {path} is {rad.shape[1]}x{rad.shape[0]}, the input "
                                  f"{np.shape(pixels)[1]}x{np.shape(pixels)[0]}: an output must keep the size")  # fmt: skip
-        lo, hi = full_range(rad, depth_hint=input_bits)
-        values = np.asarray(rad.values, dtype=np.float64)
-        if stored_as_floats(rad) and (values.min() < -FLOAT_SCALE_SLACK or values.max() > 1 + FLOAT_SCALE_SLACK):
-            raise ImageReadError(source.path, f"its output {path} holds float values in [{values.min():.4g}, "
-                                 f"{values.max():.4g}], not in [0, 1]: their scale is unknown (write the output as "
-                                 "[0, 1] floats or as integers)")  # fmt: skip
-        out = np.clip((values - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+        stored = on_stored_scale(rad, depth_hint=input_bits)
+        if stored is None:
+            raise ImageReadError(source.path, f"its output {path} holds float values in [{rad.values.min():.4g}, "
+                                 f"{rad.values.max():.4g}], not in [0, 1]: their scale is unknown (write the output "
+                                 "as [0, 1] floats or as integers)")  # fmt: skip
+        out = stored.astype(np.float32)
         if self.inverted:
             out = 1.0 - out
         corr = detail_correlation(out, pixels)
@@ -285,7 +283,7 @@ class PrecomputedOutputs:
                                  f"correlate at {corr:.2f}){self._inverted_said(original)}")  # fmt: skip
         if notes is not None:  # (read with warn=False: what decoding changed, a colour's luminance, said here)
             notes += [f"its output as read: {n.removeprefix(f'{path}: ')}" for n in rad.notes]
-            depth = _depth_note(rad, lo, hi, input_bits, self.inverted)
+            depth = _depth_note(rad, *full_range(rad, depth_hint=input_bits), input_bits, self.inverted)
             if depth is not None:
                 notes.append(depth)
         return out

@@ -19,9 +19,8 @@ import numpy as np
 
 from xvertfast._checks import whole_number
 from xvertfast.io import Radiograph, read_image
-from xvertfast.io.decode_common import FLOAT_SCALE_SLACK
 from xvertfast.io.files import first_same_file
-from xvertfast.io.read import full_range, stored_as_floats
+from xvertfast.io.read import on_stored_scale
 from xvertfast.io.write import atomic_write
 
 __all__ = ["write_preview", "is_preview", "sheet_name_problem", "PREVIEW_COUNT", "THUMB_HEIGHT"]
@@ -190,16 +189,13 @@ def _distinct(labels: list[str], suffixes: list[str], width: float, length) -> l
 
 
 def _as_stored(rad: Radiograph, depth_hint: int | None) -> np.ndarray:
-    """``rad`` on its file's own scale (:func:`~xvertfast.io.read.full_range`: 0 and 255 black and
+    """``rad`` on its file's own scale (:func:`~xvertfast.io.read.on_stored_scale`: 0 and 255 black and
     white in an 8-bit PNG, 0 and 4095 in a 12-bit one, [0, 1] in a float TIFF), as a viewer shows
     it: min-max scaled, an output that the model greyed out (full mode's 51..186 of 255) was drawn
     with all the contrast of its input, the problem the sheet is there to show hidden. Floats past
     [0, 1] have no known scale: min-max. ``depth_hint``: the input's bits, for a file that records none."""
-    values = np.asarray(rad.values, dtype=np.float64)
-    if stored_as_floats(rad) and (values.min() < -FLOAT_SCALE_SLACK or values.max() > 1 + FLOAT_SCALE_SLACK):
-        return rad.pixels
-    lo, hi = full_range(rad, depth_hint=depth_hint)
-    return np.clip((values - lo) / (hi - lo), 0.0, 1.0)
+    stored = on_stored_scale(rad, depth_hint)
+    return rad.pixels if stored is None else stored
 
 
 def _thumb(path: str, height: int, photometric: str | None = None, stored: bool = False,

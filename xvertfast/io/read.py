@@ -22,15 +22,15 @@ import numpy as np
 
 from xvertfast._checks import whole_number
 from xvertfast._paths import fspath
-from xvertfast.io.decode_common import check_pixels, invert, stored_range
+from xvertfast.io.decode_common import FLOAT_SCALE_SLACK, check_pixels, invert, stored_range
 from xvertfast.io.decode_dicom import dicom_ends, read_dicom
 from xvertfast.io.decode_pillow import read_pillow
 from xvertfast.io.decode_tiff import read_tiff
 from xvertfast.io.errors import ImageReadError
 from xvertfast.io.radiograph import Radiograph
 
-__all__ = ["read_image", "require_content", "content_problem", "full_range", "stored_as_floats", "sniff_format",
-           "DEFAULT_MAX_PIXELS", "JSRT_SHAPE", "MIN_SIDE"]
+__all__ = ["read_image", "require_content", "content_problem", "full_range", "stored_as_floats", "on_stored_scale",
+           "sniff_format", "DEFAULT_MAX_PIXELS", "JSRT_SHAPE", "MIN_SIDE"]
 
 
 #: Largest image accepted (pixels); a 4300 x 4300 flat-panel radiograph is 18.5 M.
@@ -144,6 +144,17 @@ def full_range(rad: Radiograph, depth_hint: int | None = None) -> tuple[float, f
     lo, hi = stored_range(bits, v.dtype.kind == "i")
     return float(lo), float(hi)
 
+
+def on_stored_scale(rad: Radiograph, depth_hint: int | None = None) -> np.ndarray | None:
+    """``rad``'s values on [0, 1] by its file's own scale (:func:`full_range`), as its writer meant
+    them (a greyed-out output stays grey, where min-max scaling would stretch it); None for floats
+    past [0, 1] (by more than :data:`~xvertfast.io.decode_common.FLOAT_SCALE_SLACK`): their scale is
+    unknown, and each caller says so its own way (the preview scales them min-max, evaluate refuses)."""
+    values = np.asarray(rad.values, dtype=np.float64)
+    if stored_as_floats(rad) and (values.min() < -FLOAT_SCALE_SLACK or values.max() > 1 + FLOAT_SCALE_SLACK):
+        return None
+    lo, hi = full_range(rad, depth_hint=depth_hint)
+    return np.clip((values - lo) / (hi - lo), 0.0, 1.0)
 
 
 def _read_jsrt(path: str, max_pixels: int, notes: list[str]):
