@@ -1436,7 +1436,7 @@ values inverted.""",
     enh.add_argument("--report", metavar="RUN_JSON",
                      help="write per-file status and timings of this run to this JSON file, replacing a file "
                      "there (a resumed run lists the files done before as skipped, with the warnings the run that "
-                     "enhanced them gave)")
+                     "enhanced them gave: none for outputs an older xvertfast made)")
     enh.add_argument("--preview", metavar="PNG",
                      help="draw 8 inputs beside their outputs, spread over the job, into this PNG (replacing a "
                      "file there): a first look before trusting the rest; those whose image this run warned of "
