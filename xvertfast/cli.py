@@ -449,10 +449,10 @@ def _enhance(args: argparse.Namespace) -> int:
     _print_listed([rec.warnings for rec in summary.warned], [rec.error for rec in summary.failed], where)
     if summary.skipped_warned:  # (a job over several runs: the list above is this run's alone)
         kept = f"{summary.report} lists them" if summary.report else "--report RUN_JSON lists them"
-        _print(f"note: {count(len(summary.skipped_warned), 'input')} skipped as done "
-               f"{'was' if len(summary.skipped_warned) == 1 else 'were'} warned of by the run that enhanced "
-               f"{'it' if len(summary.skipped_warned) == 1 else 'them'} (not listed here): {kept}",
-               file=sys.stderr)  # fmt: skip
+        n = len(summary.skipped_warned)
+        one = n == 1
+        _print(f"note: {count(n, 'input')} skipped as done {'was' if one else 'were'} warned of by the run that "
+               f"enhanced {'it' if one else 'them'} (not listed here): {kept}", file=sys.stderr)  # fmt: skip
     if summary.report:
         _print(f"report: {summary.report}")
     if summary.preview:
@@ -2034,28 +2034,26 @@ class _LinesKept(argparse.RawDescriptionHelpFormatter):
 def _print(*values, file=None) -> bool:
     """print() for the CLI's lines on stdout and stderr (``file``): a write that fails is marked
     with the descriptor it wrote to (:func:`_writing`); a line stderr's full disk cannot take is
-    dropped (:func:`_log_full`): False then."""
+    dropped (:func:`_full_stderr`): False then."""
     stream = sys.stdout if file is None else file
-    with _log_full(stream) as kept, _writing(stream):
-        print(*values, file=stream)
-    return kept[0]
+    try:
+        with _writing(stream):
+            print(*values, file=stream)
+    except OSError as exc:
+        if not _full_stderr(exc, stream):
+            raise
+        return False
+    return True
 
 
-@contextlib.contextmanager
-def _log_full(stream):
-    """Drops a line on stderr that its file's disk cannot take (``2> /full/log``; the list it gives
-    says whether it was written): a batch job stops as its log is lost
+def _full_stderr(exc: OSError, stream) -> bool:
+    """Whether ``exc``, met writing a line to ``stream``, is stderr's disk full (``2> /full/log``):
+    such a line is dropped, not raised: a batch job stops as its log is lost
     (:class:`~xvertfast.io.job_folder.JobLog`) and records why in its ledger, and the lines after its
     summary raised a traceback, which could not be written either, in place of its exit code."""
-    kept = [True]
-    try:
-        yield kept
-    except OSError as exc:
-        from xvertfast.io.write import disk_full
+    from xvertfast.io.write import disk_full
 
-        if stream is not sys.stderr or not disk_full(exc):
-            raise
-        kept[0] = False
+    return stream is sys.stderr and disk_full(exc)
 
 
 @contextlib.contextmanager
@@ -2085,8 +2083,13 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     from tqdm import tqdm
 
     text = f"warning: {message}" if issubclass(category, UserWarning) else f"warning ({category.__name__}): {message}"
-    with _log_full(file or sys.stderr), _writing(file or sys.stderr):
-        tqdm.write(text, file=file or sys.stderr)
+    stream = file or sys.stderr
+    try:
+        with _writing(stream):
+            tqdm.write(text, file=stream)
+    except OSError as exc:
+        if not _full_stderr(exc, stream):
+            raise
 
 
 def _silence_stdout() -> None:
