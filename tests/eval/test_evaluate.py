@@ -552,7 +552,8 @@ def test_the_report_tests_by_image_beside_by_roi(tmp_path):
 
     md = open(paths["summary.md"]).read()
     # each table of p-values says how it pairs: one copied alone (into a paper) must not pass for the other
-    assert "## p-values paired by ROI (after outlier removal)" in md.split("paired by image")[0], md
+    # (split at the by-image table's heading: the best-mean table before it says "paired by image" in its legend)
+    assert "## p-values paired by ROI (after outlier removal)" in md.split("## p-values paired by image")[0], md
     table = md.split("## p-values paired by image (after outlier removal)")[1]
     assert "not independent samples" in table.split("|")[0]  # why it is there, said before the table
     assert f"| clahe | {float(clahe['p_value_by_image_clean']):.4f} (n={n}) |" in table, md
