@@ -822,10 +822,11 @@ def test_a_ledger_written_on_windows_is_read_with_its_keys(tmp_path, monkeypatch
     job.close()
 
 
-def test_an_output_is_done_only_as_its_input_was_listed_and_a_line_without_a_polarity_was_untagged(tmp_path):
+def test_an_output_is_done_only_as_its_input_was_listed_and_a_line_without_a_polarity_is_not_redone(tmp_path):
     """A ledger line keeps the polarity an @list gave its input: a tag added or dropped since redoes
     the output (the rerun after "looks inverted ... MONOCHROME1" skipped it as done). A line written
-    before lines kept one resumes as untagged."""
+    before lines kept one (or an adopted output's) was made as listed now: after an upgrade a tagged
+    archive was redone in full. MONOCHROME2 reads as untagged, so it is done for an untagged line."""
     from xvertfast.io.files import file_state
     from xvertfast.io.job_folder import job_files
 
@@ -835,14 +836,25 @@ def test_an_output_is_done_only_as_its_input_was_listed_and_a_line_without_a_pol
     (out_dir / "in.png").write_bytes(b"an output")
     line = {"output": "in.png", "input": os.path.realpath(src), "state": "done",
             "settings": JobFolder(str(out_dir), {"a": 1}, overwrite=False).key, "stat": file_state(str(src))}
-    (out_dir / job_files("enhance")[1]).write_text(json.dumps(line) + "\n")  # an earlier xvertfast's line
+    ledger = out_dir / job_files("enhance")[1]
+    ledger.write_text(json.dumps(line) + "\n")  # an earlier xvertfast's line
     with JobFolder(str(out_dir), {"a": 1}, overwrite=False) as job:
-        out = str(out_dir / "in.png")
+        out, stat = str(out_dir / "in.png"), file_state(str(src))
         assert job.state(str(src), out) == ("done", None)
-        assert job.state(str(src), out, None, "MONOCHROME1") == ("redo", None)
-        job.finished(str(src), out, file_state(str(src)), photometric="MONOCHROME1")
+        assert job.state(str(src), out, None, "MONOCHROME1") == ("done", None)
+        job.finished(str(src), out, stat, photometric="MONOCHROME1")
         assert job.state(str(src), out, None, "MONOCHROME1") == ("done", None)
         assert job.state(str(src), out) == ("redo", None)
+        job.finished(str(src), out, stat)  # untagged: recorded so, as null
+        assert json.loads(ledger.read_text().splitlines()[-1])["photometric"] is None
+        assert job.state(str(src), out, None, "MONOCHROME1") == ("redo", None)
+        assert job.state(str(src), out, None, "MONOCHROME2") == ("done", None)
+        job.finished(str(src), out, stat, photometric="MONOCHROME2")
+        assert json.loads(ledger.read_text().splitlines()[-1])["photometric"] is None
+        assert job.state(str(src), out) == ("done", None)
+        job.adopt(str(src), [out])  # an output of an xvertfast before the ledger: made as listed now
+        assert "photometric" not in json.loads(ledger.read_text().splitlines()[-1])
+        assert job.state(str(src), out, None, "MONOCHROME1") == ("done", None)
 
 
 def test_an_archive_moved_elsewhere_resumes(tmp_path, model_dir, seed, capsys):  # noqa: F811

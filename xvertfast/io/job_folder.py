@@ -6,8 +6,9 @@ folder so that a rerun resumes safely. For a job named ``JOB``:
   refused unless it overwrites.
 - ``.xvertfast-JOB-outputs.jsonl``: the ledger, a line for every output the job writes,
   naming its input (path, size, modification time) and the settings (an output finished:
-  also the ROI centres ``--rois`` gave its input and the polarity an @list gave it,
-  ``photometric``, where they were given, and, for enhance, what the job warned of its image,
+  also the ROI centres ``--rois`` gave its input, where given, and the polarity an @list gave
+  it, ``photometric``, null where untagged (absent on an older xvertfast's line: taken as
+  made as listed now), and, for enhance, what the job warned of its image,
   where it did, for the report of a rerun that skips it). The line that starts an output is on
   disk before the output's rename, so a file at an output path that the ledger does not name
   was not written by xvertfast: an original, or another tool's file.
@@ -176,6 +177,16 @@ REMOVED = "removed"
 #: (an earlier version's output adopted, an output whose input moved recorded at its new path):
 #: such lines, written in a burst as a run plans, say nothing of how fast outputs are made.
 ADOPTED = "adopted"
+
+#: ``photometric`` of :meth:`JobFolder.finished` for a line that records no polarity (the key left
+#: out): an output adopted as it is, whose polarity no line told, is taken as made as listed now.
+_UNTOLD = object()
+
+
+def _tag(photometric: str | None) -> str | None:
+    """The polarity an @list gives an input as a ledger line keeps it: MONOCHROME2 reads exactly
+    as untagged, so an output made either way is done for the other (None)."""
+    return None if photometric in (None, "MONOCHROME2") else photometric
 
 #: Those of ``xvertfast enhance``.
 JOB_FILE, LEDGER_FILE, LOCK_FILE = JOB_STATE_FILES = job_files("enhance")
@@ -1587,7 +1598,8 @@ class JobFolder:
         """What to do with ``out``: ("new" | "done" | "redo", None), or ("refuse", why). ``centres``:
         the ROI centres given for the input (None: those found), and ``photometric``: the polarity an
         @list gives it (None: untagged), which the output must have been made with to be done
-        (:meth:`finished`): a tag added after a run warned "looks inverted" redoes it. Looked up in the
+        (:meth:`finished`): a tag added after a run warned "looks inverted" redoes it; a line that
+        records none (an older xvertfast's) was made as listed now, not redone. Looked up in the
         folder the job holds, wherever its path leads now: by the path, a file of another job's folder
         put there (``ln -sfn c2 latest``) was taken for this job's output, done, where its own was gone."""
         look = functools.partial(_mode, dir_fd=self._dir_fd, root=os.path.abspath(self.out_dir))
@@ -1599,7 +1611,7 @@ class JobFolder:
             return "new", None
         entry = self._ledger.get(self._rel(out))
         if entry is None and self._legacy:  # written by that earlier job: done, as it would have said
-            self.finished(input_path, out, file_state(input_path), adopted=True)
+            self.finished(input_path, out, file_state(input_path), adopted=True, photometric=_UNTOLD)
             entry = self._ledger[self._rel(out)]
         if entry is None:
             ledgers = os.path.join(self.out_dir, job_files(self.job)[1])
@@ -1613,13 +1625,16 @@ class JobFolder:
                 if entry.get("state") == "done" and entry.get("settings") == self.key:  # recorded at its new
                     # path (with what it was made with), so that a later edit there is redone, not refused
                     self.finished(input_path, out, stat, adopted=True, centres=entry.get("centres"),
-                                  warnings=entry.get("warnings"), photometric=entry.get("photometric"))  # fmt: skip
+                                  warnings=entry.get("warnings"), photometric=entry.get("photometric", _UNTOLD))  # fmt: skip
                     entry = self._ledger[self._rel(out)]
             elif not self.overwrite:
                 return "refuse", (f"{out} holds the output of another input, {entry.get('input')} "
                                   f"({asked('overwrite', True)} replaces it)")  # fmt: skip
         finished = entry.get("state") == "done" and entry.get("settings") == self.key
-        made_as_asked = entry.get("centres") == centres and entry.get("photometric") == photometric
+        # (a line without a polarity, an older xvertfast's or an adopted one, was made as listed now:
+        # older versions read inputs with their tag too, and a whole tagged archive was redone for nothing)
+        tag = _tag(photometric)
+        made_as_asked = entry.get("centres") == centres and _tag(entry.get("photometric", tag)) == tag
         if finished and entry.get("stat") == stat and made_as_asked and not self.overwrite:
             return "done", None
         return "redo", None
@@ -1653,7 +1668,7 @@ class JobFolder:
         an input whose outputs all existed). The caller decides they are such outputs."""
         stat = file_state(input_path)
         for out in outs:
-            self.finished(input_path, out, stat, adopted=True)
+            self.finished(input_path, out, stat, adopted=True, photometric=_UNTOLD)
 
     def _append(self, entry: dict, durable: bool) -> None:
         with self._write_lock:
@@ -1693,7 +1708,7 @@ class JobFolder:
 
     def finished(self, input_path: str, out: str, stat: list[int] | None, sole: bool = False,
                  adopted: bool = False, centres: list[float] | None = None,
-                 warnings: list[str] | None = None, photometric: str | None = None) -> list[str]:  # fmt: skip
+                 warnings: list[str] | None = None, photometric: str | None | object = None) -> list[str]:  # fmt: skip
         """Called once ``out`` is complete; ``stat``: the input's, as it was planned from;
         ``warnings``: what the job warned of the image as it made ``out`` (looks inverted, ...), kept
         on its line (where any) so that a later run that skips it as done can report them
@@ -1701,7 +1716,8 @@ class JobFolder:
         ``centres``: the ROI centres it was made at where they were given (not the ones found):
         a job settings file records none of them (a CSV edited for a few images is no other job),
         so each output's line does, and :meth:`state` redoes it where they change; ``photometric``
-        likewise: the polarity an @list gave the input (None: untagged, as on lines that lack it).
+        likewise: the polarity an @list gave the input (None or MONOCHROME2: untagged, kept as null),
+        on every line but those given :data:`_UNTOLD` (an adopted output's, as made as listed now).
         ``adopted``: ``out`` was not made now, only recorded (an earlier version's output, or one
         whose input moved): its line is marked so, and the job's rate does not count it.
         ``sole``: ``out`` is the input's one output (enhance), so the files the ledger names as
@@ -1713,7 +1729,7 @@ class JobFolder:
         with self._write_lock:
             self._add({"output": rel, "input": identity, "state": "done", "settings": self.key, "stat": stat,
                        **({"centres": centres} if centres is not None else {}),
-                       **({"photometric": photometric} if photometric else {}),
+                       **({} if photometric is _UNTOLD else {"photometric": _tag(photometric)}),
                        **({"warnings": list(warnings)} if warnings else {}),
                        **({ADOPTED: True} if adopted else {})}, durable=False)  # fmt: skip
             removed = []
