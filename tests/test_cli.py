@@ -337,6 +337,27 @@ def test_the_resume_commands_of_runs_recorded_with_abbreviated_options_give_them
     assert build_parser().parse_args(command.split()[1:]).resume
 
 
+def test_the_commands_printed_to_run_are_quoted_for_the_system_s_shell(monkeypatch):
+    """A command printed for the user to run (the trained model's enhance line, status's resume
+    command) is quoted for their shell: on Windows shlex gave `--model 'runs\\model'`, single quotes
+    and a backslash cmd.exe reads as they are, so the command failed there. Double quotes where needed."""
+    import shlex
+    from types import SimpleNamespace
+
+    from xvertfast.cli import _enhance_with, _resume_command
+
+    words = ["xvertfast", "enhance", "C:\\scans\\in", "-o", "C:\\my out", "--overwrite"]
+    led = SimpleNamespace(command=shlex.join(words), cwd="D:\\work dir")  # (a ledger records it so: shlex)
+    assert _enhance_with("runs/my model") == "enhance with `xvertfast enhance INPUT -o OUT --model 'runs/my model'`"
+    assert _resume_command(led) == "cd 'D:\\work dir' && xvertfast enhance 'C:\\scans\\in' -o 'C:\\my out'"
+    with monkeypatch.context() as windows:  # (os.name put back before any assert: pytest's report needs it)
+        windows.setattr(os, "name", "nt")
+        said = _enhance_with("runs\\model"), _enhance_with("my runs\\model"), _resume_command(led)
+    assert said == ("enhance with `xvertfast enhance INPUT -o OUT --model runs\\model`",
+                    'enhance with `xvertfast enhance INPUT -o OUT --model "my runs\\model"`',
+                    'cd /d "D:\\work dir" && xvertfast enhance C:\\scans\\in -o "C:\\my out"'), said
+
+
 def test_the_counterparts_suggested_for_another_command_s_option_are_true():
     commands = subcommands()
     options = {name: {o for a in p._actions for o in a.option_strings} for name, p in commands.items()}

@@ -646,7 +646,7 @@ def _status_elsewhere(folder: str) -> str | None:
     seen = os.path.normpath(as_the_system_reads(folder))
     name, parent = os.path.basename(seen), os.path.dirname(seen) or "."
     if name in ("model", "checkpoint", "cache") and a_job(parent, ("train",)):
-        return f"it is the {name}/ of the training run {parent}: xvertfast status {parent}"
+        return f"it is the {name}/ of the training run {parent}: {_shell_line(['xvertfast', 'status', parent])}"
     # (eval.journal's JOURNAL_FILE, named here: importing it loads torch, which status never does)
     if os.path.exists(os.path.join(folder, ".xvertfast-evaluate.jsonl")):
         return "it is the report folder of an xvertfast evaluate, which status does not read: the same evaluate " \
@@ -734,8 +734,20 @@ def _resume_command(led, folder: str | None = None) -> str | None:
         if words is None:
             return None
     end = words.index("--") if "--" in words else len(words)  # (what follows is inputs)
-    command = shlex.join([w for i, w in enumerate(words) if i >= end or w != "--overwrite"])
-    return f"cd {shlex.quote(led.cwd)} && {command}" if led.cwd else command
+    command = _shell_line([w for i, w in enumerate(words) if i >= end or w != "--overwrite"])
+    cd = ["cd", "/d"] if os.name == "nt" else ["cd"]  # (cmd.exe's cd changes the drive only with /d)
+    return f"{_shell_line([*cd, led.cwd])} && {command}" if led.cwd else command
+
+
+def _shell_line(words: list[str]) -> str:
+    """``words`` as a command line printed for the user to run, quoted for their shell: cmd.exe's
+    double quotes on Windows (where needed: a space), which reads single quotes and backslashes as
+    they are (a POSIX shell's ``--model 'run\\model'`` failed there), a POSIX shell's elsewhere. Not
+    for the command line a ledger records, which xvertfast itself splits back (shlex)."""
+    import shlex
+    import subprocess
+
+    return subprocess.list2cmdline(words) if os.name == "nt" else shlex.join(words)
 
 
 def _spelt_out(words: list[str]) -> list[str]:
@@ -1221,9 +1233,7 @@ def _trained_line(run_dir: str) -> str:
 def _enhance_with(model: str) -> str:
     """How a trained model is used next, said where a run finishes and by status of a finished run (checked from
     elsewhere, the run's own last line in a log on another node): its folder shell-quoted (a space in it split it)."""
-    import shlex
-
-    return f"enhance with `xvertfast enhance INPUT -o OUT --model {shlex.quote(model)}`"
+    return f"enhance with `xvertfast enhance INPUT -o OUT --model {_shell_line([model])}`"
 
 
 def _previews(run_dir: str) -> list[str]:
