@@ -21,6 +21,10 @@ __all__ = ["describe_non_array", "describe_masked", "shape_hint", "batch_shape_h
 #: The way to a colour file's grey image, as the hints of a colour array say it.
 _LUMINANCE = "xvertfast.io.read_image gives a colour file's luminance"
 
+#: The images of a batch with their channels last, by their kind (:func:`_channels_last_batch`), as
+#: the hints name them.
+_IMAGES = {"grey": "grey images", "alpha": "grey images with alpha", "colour": "colour images"}
+
 
 def describe_non_array(value, takes_radiograph: bool = False) -> str:
     """What ``value``, given for an image's pixels but no array of numbers, is, for a refusal ("got
@@ -82,17 +86,17 @@ def shape_hint(shape, name: str = "pixels") -> str:
                     f"{name}[0, 0]; {_LUMINANCE})")  # fmt: skip
         return (f" (a batch of {shape[0]} colour images with their channels first: give one channel [H, W] of one "
                 f"at a time, {name}[i, 0]; {_LUMINANCE})")  # fmt: skip
-    if what := _channels_last_batch(shape):  # (PIL, imageio or Keras arrays stacked: refused with their shape alone)
-        if what == "a grey image":  # (a batch of one is squeezed, above)
-            return f" (a batch of {shape[0]} grey images, channels last: give one [H, W] at a time, {name}[i, ..., 0])"
-        colour = what == "a colour image"
+    if kind := _channels_last_batch(shape):  # (PIL, imageio or Keras arrays stacked: refused with their shape alone)
+        images = f"a batch of {shape[0]} {_IMAGES[kind]}, channels last"
+        if kind == "grey":  # (a batch of one is squeezed, above)
+            return f" ({images}: give one [H, W] at a time, {name}[i, ..., 0])"
+        colour = kind == "colour"
         give = "one channel [H, W]" if colour else f"{'its' if shape[0] == 1 else 'the'} grey channel [H, W]"
         tail = f"; {_LUMINANCE})" if colour else ")"
         if shape[0] == 1:
-            return f" ({what}, channels last, in a batch of one: give {give}, {name}[0, ..., 0]{tail}"
-        images = "colour images" if colour else "grey images with alpha"
-        return (f" (a batch of {shape[0]} {images}, channels last: give {give} of one at a time, "
-                f"{name}[i, ..., 0]{tail}")  # fmt: skip
+            one = channels_last(shape[1:])  # ("a colour image", "a grey image with alpha")
+            return f" ({one}, channels last, in a batch of one: give {give}, {name}[0, ..., 0]{tail}"
+        return f" ({images}: give {give} of one at a time, {name}[i, ..., 0]{tail}"
     # (a notebook's batch, or torchvision's [C, H, W]: refused alone)
     if len(shape) == 3 and min(shape) > 1 and not _channels_last_too(shape):
         if shape[0] in (3, 4):  # (pixels[i] of RGB enhanced R, G and B as three images)
@@ -112,18 +116,19 @@ def _colour_first_batch(shape) -> bool:
 
 
 def _channels_last_batch(shape) -> str | None:
-    """What each image of ``shape`` is where it reads as a batch of images with their channels last,
-    ``[B, H, W, C]`` (PIL's or imageio's arrays stacked): :func:`channels_last` of ``[H, W, C]``
-    ("a colour image", "a grey image with alpha"), with H more than 4 too, else None. Of 4 rows or
-    fewer it may be a batch of images with their channels first as much ((2, 3, 40, 3)). Or "a grey
-    image" for ``[B, H, W, 1]``, Keras's batch, B more than 1 (of one it is an image with axes of
-    length 1, squeezed) and W more than 4 too: it was refused with its shape alone."""
+    """The kind of each image of ``shape`` (a key of :data:`_IMAGES`) where it reads as a batch of
+    images with their channels last, ``[B, H, W, C]`` (PIL's or imageio's arrays stacked): "colour"
+    or "alpha" (grey with alpha) where :func:`channels_last` of ``[H, W, C]`` is one, with H more
+    than 4 too, else None. Of 4 rows or fewer it may be a batch of images with their channels first
+    as much ((2, 3, 40, 3)). Or "grey" for ``[B, H, W, 1]``, Keras's batch, B more than 1 (of one it
+    is an image with axes of length 1, squeezed) and W more than 4 too: it was refused with its
+    shape alone."""
     shape = tuple(int(n) for n in shape)
     if len(shape) != 4 or shape[1] <= 4:
         return None
     if shape[3] == 1:
-        return "a grey image" if shape[0] > 1 and shape[2] > 4 else None
-    return channels_last(shape[1:])
+        return "grey" if shape[0] > 1 and shape[2] > 4 else None
+    return ("colour" if shape[3] > 2 else "alpha") if channels_last(shape[1:]) else None
 
 
 def _channels_last_too(shape) -> bool:
@@ -154,14 +159,13 @@ def batch_shape_hint(shape, name: str = "pixels") -> str:
     if _colour_first_batch(shape):
         return (f" (a batch of colour images with their channels first [B, {shape[1]}, H, W]: give one channel "
                 f"[B, H, W], {name}[:, 0]; {_LUMINANCE})")  # fmt: skip
-    if what := _channels_last_batch(shape):
-        if what == "a colour image":
-            return (f" (a batch of colour images, channels last [B, H, W, {shape[3]}]: give one channel "
-                    f"[B, H, W], {name}[..., 0]; {_LUMINANCE})")  # fmt: skip
-        if what == "a grey image":
-            return f" (a batch of grey images, channels last [B, H, W, 1]: give them as [B, H, W], {name}[..., 0])"
-        return (f" (a batch of grey images with alpha, channels last [B, H, W, 2]: give their grey channel "
-                f"[B, H, W], {name}[..., 0])")  # fmt: skip
+    if kind := _channels_last_batch(shape):
+        images = f"a batch of {_IMAGES[kind]}, channels last [B, H, W, {shape[3]}]"
+        if kind == "colour":
+            return f" ({images}: give one channel [B, H, W], {name}[..., 0]; {_LUMINANCE})"
+        if kind == "grey":
+            return f" ({images}: give them as [B, H, W], {name}[..., 0])"
+        return f" ({images}: give their grey channel [B, H, W], {name}[..., 0])"
     if not (hint := shape_hint(shape, name)) and len(shape) == 4 and shape[1] == 1:
         hint = f" (a batch of one-channel images [B, 1, H, W]: give {name}[:, 0])"
     return hint
