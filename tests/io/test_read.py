@@ -1714,7 +1714,9 @@ def test_an_encapsulated_uncompressed_dicom_is_read_as_its_native_bytes(tmp_path
 
 def test_an_encapsulated_uncompressed_dicom_cut_short_is_said_in_its_own_syntax(tmp_path):
     # its frame 100 bytes short was "cannot decode DICOM pixel data (Explicit VR Little Endian)": the syntax
-    # it is read in, not the file's
+    # it is read in, not the file's; then "... (Encapsulated Uncompressed ...): truncated or corrupt? (its
+    # frame holds 1,820 bytes, its header declares 1,920)", nothing of what to do, where native pixel data
+    # cut short are told to be copied again
     from pydicom.encaps import encapsulate
 
     path = tmp_path / "e.dcm"
@@ -1723,9 +1725,9 @@ def test_an_encapsulated_uncompressed_dicom_cut_short_is_said_in_its_own_syntax(
     ds["PixelData"].VR = "OB"
     ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1.98"
     ds.save_as(path, enforce_file_format=True)
-    with pytest.raises(ImageReadError, match=r"e\.dcm: cannot decode DICOM pixel data \(Encapsulated Uncompressed "
-                       r"Explicit VR Little Endian\): truncated or corrupt\? \(its frame holds 1,820 bytes, its header "
-                       r"declares 1,920\)$"):  # fmt: skip
+    with pytest.raises(ImageReadError, match=r"e\.dcm: truncated or corrupt DICOM: its pixel data \(Encapsulated "
+                       r"Uncompressed Explicit VR Little Endian\) holds 1,820 bytes, its header declares 1,920 bytes "
+                       r"\(Columns x Rows 40 x 24, BitsAllocated 16\): cut short\? copy it again from its source$"):
         read_image(path)
 
 
@@ -3956,10 +3958,20 @@ def test_uncompressed_pixel_data_under_a_compressed_transfer_syntax_are_read_as_
     data = with_transfer_syntax((tmp_path / "short.dcm").read_bytes(), uid)
     rows = b"\x28\x00\x10\x00US\x02\x00"  # (0028,0010) Rows, 23 said to be 24
     (tmp_path / "short.dcm").write_bytes(data.replace(rows + b"\x17\x00", rows + b"\x18\x00", 1))
-    with pytest.raises(ImageReadError, match=rf"short\.dcm: its pixel data are not encapsulated \({items} in "
-                       rf"items\), as its transfer syntax {name} says, and hold 1,472 bytes, not the 1,536 of its "
-                       r"image uncompressed: truncated or corrupt, or its transfer syntax is wrong$"):  # fmt: skip
+    # (it was "its pixel data are not encapsulated (...), as its transfer syntax RLE Lossless says": read as
+    # if the syntax said so; and "truncated or corrupt", nothing of what to do)
+    with pytest.raises(ImageReadError, match=rf"short\.dcm: its transfer syntax {name} says its pixel data are "
+                       rf"encapsulated \({items} in items\), but they are not and hold 1,472 bytes, not the 1,536 of "
+                       r"its image uncompressed: cut short \(copy it again from its source\) or its transfer syntax is "
+                       r"wrong \(export it again\)$"):  # fmt: skip
         read_image(tmp_path / "short.dcm")
+    # more bytes than the image's (its Rows said to be 23) are no file cut short
+    (tmp_path / "long.dcm").write_bytes(with_transfer_syntax((tmp_path / "full.dcm").read_bytes(), uid)
+                                        .replace(rows + b"\x18\x00", rows + b"\x17\x00", 1))  # fmt: skip
+    with pytest.raises(ImageReadError, match=rf"long\.dcm: its transfer syntax {name} says .*, but they are not and "
+                       r"hold 1,536 bytes, not the 1,472 of its image uncompressed: corrupt or its transfer syntax is "
+                       r"wrong \(export it again from its source\)$"):  # fmt: skip
+        read_image(tmp_path / "long.dcm")
 
 
 def test_a_dicom_of_a_private_transfer_syntax_says_so(tmp_path):

@@ -206,9 +206,11 @@ def _native_under_compressed(ds, syntax, path: str, notes: list[str]):
     uncompressed = syntax == _ENCAPSULATED_UNCOMPRESSED  # (its frames in items, not compressed)
     kind, items = ("an encapsulated one", "frames") if uncompressed else ("a compressed one", "compressed frames")
     if not needed <= held <= needed + 1:  # (+1: an odd count of bytes padded to an even length)
-        raise ImageReadError(path, f"its pixel data are not encapsulated ({items} in items), as its transfer "
-                             f"syntax {syntax.name} says, and hold {held:,} bytes, not the {needed:,} of its image "
-                             "uncompressed: truncated or corrupt, or its transfer syntax is wrong")  # fmt: skip
+        why = ("cut short (copy it again from its source) or its transfer syntax is wrong (export it again)"
+               if held < needed else "corrupt or its transfer syntax is wrong (export it again from its source)")
+        raise ImageReadError(path, f"its transfer syntax {syntax.name} says its pixel data are encapsulated ({items} "
+                             f"in items), but they are not and hold {held:,} bytes, not the {needed:,} of its image "
+                             f"uncompressed: {why}")  # fmt: skip
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     element.VR = "OB" if _dicom_int(ds, "BitsAllocated", 16, path) <= 8 else "OW"
     notes.append(f"{path}: its transfer syntax (0002,0010) says {syntax.name}, {kind}, but its pixel "
@@ -305,20 +307,21 @@ def _unencapsulated(ds, path: str):
     once its pixel data is that frame's bytes: it was refused as "needs a decoder (pip install
     'xvertfast[dicom-codecs]')", which decodes it no more than pydicom does. The header's file meta
     says so too (what a derived image's lossy history reads: nothing lossy here). A frame shorter
-    than the header declares is refused here, naming the file's own syntax: pydicom's refusal,
-    later, names Explicit VR Little Endian, which the file is not in."""
+    than the header declares is refused here, as native pixel data cut short are, naming the file's
+    own syntax: pydicom's refusal, later, names Explicit VR Little Endian, which the file is not in."""
     from pydicom.encaps import generate_frames
     from pydicom.uid import ExplicitVRLittleEndian
 
-    said = "cannot decode DICOM pixel data (Encapsulated Uncompressed Explicit VR Little Endian): truncated or corrupt?"
+    name = "Encapsulated Uncompressed Explicit VR Little Endian"
     try:
         frame = next(generate_frames(ds.PixelData, number_of_frames=1))
     except Exception as exc:
-        raise ImageReadError(path, f"{said} ({exc or type(exc).__name__})") from None
+        raise ImageReadError(path, f"cannot decode DICOM pixel data ({name}): truncated or corrupt? "
+                             f"({exc or type(exc).__name__})") from None  # fmt: skip
     bits = _dicom_int(ds, "BitsAllocated", 16, path)
     needed = _declared_bytes(ds)
     if len(frame) < needed:
-        raise ImageReadError(path, f"{said} (its frame holds {len(frame):,} bytes, its header declares {needed:,})")
+        raise ImageReadError(path, _pixels_short(f"({name})", len(frame), _declared_image(ds, needed, path)))
     ds.PixelData = frame
     ds["PixelData"].is_undefined_length = False
     ds["PixelData"].VR = "OB" if bits <= 8 else "OW"
@@ -697,7 +700,7 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
             raise ImageReadError(path, f"compressed transfer syntax '{name}' needs a decoder{wanted} {how}") from None
         if _HEADER_REFUSED.match(str(exc)):  # pydicom's check of the Image Pixel attributes: nothing cut short
             raise ImageReadError(path, f"invalid DICOM image header: {exc}") from None
-        short = _native_pixels_short(ds, syntax, samples, path)
+        short = _native_pixels_short(ds, syntax, path)
         if short is not None:
             raise ImageReadError(path, short) from None
         raise ImageReadError(path, f"cannot decode DICOM pixel data ({name}): truncated or corrupt? ({exc})") from None
@@ -826,7 +829,7 @@ def _pixels_short(what: str, held: int, declared: str) -> str:
             f"header declares {declared}: cut short? copy it again from its source")  # fmt: skip
 
 
-def _native_pixels_short(ds, syntax, samples: int, path: str) -> str | None:
+def _native_pixels_short(ds, syntax, path: str) -> str | None:
     """Why native (uncompressed) pixel data are refused where they hold fewer bytes than the header
     declares, or None where they do not (or that is not known): pydicom's refusal, passed through,
     was "The number of bytes of pixel data is less than expected (3746 vs 8192 bytes) - the dataset
@@ -838,9 +841,15 @@ def _native_pixels_short(ds, syntax, samples: int, path: str) -> str | None:
     if held >= needed:
         return None
     name = getattr(syntax, "name", None)
+    return _pixels_short(f"({name})" if name else "(uncompressed)", held, _declared_image(ds, needed, path))
+
+
+def _declared_image(ds, needed: int, path: str) -> str:
+    """The ``needed`` bytes of native pixel data ``ds``'s header declares, said with what it counts
+    them by, for :func:`_pixels_short`: a reader can check the header against the image it expects."""
+    samples = _dicom_int(ds, "SamplesPerPixel", 1, path)
     of = f"Columns x Rows {ds.Columns} x {ds.Rows}, BitsAllocated {_dicom_int(ds, 'BitsAllocated', 16, path)}"
-    of += f", SamplesPerPixel {samples}" if samples > 1 else ""
-    return _pixels_short(f"({name})" if name else "(uncompressed)", held, f"{needed:,} bytes ({of})")
+    return f"{needed:,} bytes ({of}{f', SamplesPerPixel {samples}' if samples > 1 else ''})"
 
 
 def _declared_bytes(ds) -> int:
