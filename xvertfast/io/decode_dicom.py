@@ -191,16 +191,14 @@ def _native_under_compressed(ds, syntax, path: str, notes: list[str]):
     beside its own warning that the syntax may be wrong. Such pixel data of another length are
     refused saying both sizes. ``syntax`` itself otherwise (the data set is in explicit VR little
     endian either way: every encapsulated syntax is)."""
-    from pydicom.pixels.utils import get_expected_length
     from pydicom.uid import ExplicitVRLittleEndian
 
     element = ds["PixelData"] if "PixelData" in ds else None
     known = getattr(syntax, "is_transfer_syntax", False)
     if element is None or element.is_undefined_length or not known or not syntax.is_encapsulated:
         return syntax
-    try:
-        needed = get_expected_length(ds, "bytes")
-    except Exception:  # a header missing what it counts by: left for pydicom's decoding to refuse, as before
+    needed = _declared_bytes(ds)
+    if not needed:  # (a header missing what it counts by: left for pydicom's decoding to refuse, as before)
         return syntax
     held = len(element.value or b"")
     uncompressed = syntax == _ENCAPSULATED_UNCOMPRESSED  # (its frames in items, not compressed)
@@ -278,8 +276,8 @@ def _length_cut(path: str, exc: Exception) -> str | None:
         if len(head) == 8 and head[4:6].decode("latin-1") in EXPLICIT_VR_LENGTH_32 and head[6:8] == b"\0\0":
             tags = [int.from_bytes(head[:2], order) << 16 | int.from_bytes(head[2:4], order)
                     for order in ("little", "big")]  # fmt: skip
-            tag = next((tag for tag in tags if keyword_for_tag(tag)), tags[0])  # (Explicit VR Big Endian's, retired)
-            name = keyword_for_tag(tag)
+            pairs = [(tag, keyword_for_tag(tag)) for tag in tags]
+            tag, name = next((pair for pair in pairs if pair[1]), pairs[0])  # (Explicit VR Big Endian's, retired)
             named = f"({tag >> 16:04X},{tag & 0xFFFF:04X}){' ' + name if name else ''}"
             none = ", so it holds no pixel data" if name in _PIXEL_DATA else ""
             return (f"truncated or corrupt DICOM: the file ends at byte {size:,}, within the length of its element "
@@ -722,18 +720,18 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
         photometric = "MONOCHROME2"
     if arr.ndim != 2:
         raise ImageReadError(path, f"expected a single-frame grayscale image, decoded shape {arr.shape}")
+    signed = _dicom_int(ds, "PixelRepresentation", 0, path) == 1  # (the header's; below, decoded so too)
     overlays = _embedded_overlays(ds, bits, deeper) if deeper is not None else []
     if overlays:  # (its bits above BitsStored are declared no pixel values: masked, as native words are)
         whole, lossy = arr.view(np.dtype(f"u{arr.dtype.itemsize}")), syntax not in _LOSSLESS
         if lossy:  # (a lossy codec's overshoot crosses BitsStored's top bit, and the overlay's)
             whole = _without_lossy_overlays(whole, bits, deeper, [position for _, position in overlays])
-        unsigned = _dicom_int(ds, "PixelRepresentation", 0, path) != 1  # (lossy: unmasked, its overshoot kept)
-        arr = whole if lossy and unsigned else _low_bits(ds, whole, path)
+        arr = whole if lossy and not signed else _low_bits(ds, whole, path)  # (lossy: unmasked, its overshoot kept)
         said = ", ".join(f"overlay {group:04X} in bit {position}" for group, position in overlays)
         notes.append(f"{path}: its {codestream.kind} codestream's {deeper}-bit samples hold an overlay embedded above "
                      f"BitsStored {bits} ({said}): read from the low {bits} bits, the overlay left out")  # fmt: skip
         deeper = None
-    signed = _dicom_int(ds, "PixelRepresentation", 0, path) == 1 and arr.dtype.kind == "i"
+    signed = signed and arr.dtype.kind == "i"
     read_deeper = False
     if deeper is not None and arr.size:
         low, top = int(arr.min()) if signed else 0, int(arr.max())  # (an unsigned frame's low end is not asked)
