@@ -1675,6 +1675,44 @@ def test_a_dicom_cut_within_its_native_pixel_data_is_called_truncated_with_both_
             read_image(tmp_path / "cut.dcm")
 
 
+@pytest.mark.parametrize("shape, bits", [((24, 40), 12), ((7, 5), 8)])  # (8 bits, 35 bytes: written padded to 36)
+def test_a_dicom_whose_rows_is_short_of_its_pixel_data_is_read_as_its_header_says_with_a_note(tmp_path, seed, shape,
+                                                                                               bits):  # fmt: skip
+    # Rows one smaller than the rows its pixel data hold: read under pydicom's "The pixel data is 1920
+    # bytes long, which indicates it contains 80 bytes of excess padding to be removed", nothing of the
+    # image's last row left out
+    values = np.random.default_rng(seed).integers(0, 1 << bits, size=shape)
+    ds = make_dicom(tmp_path / "full.dcm", values, bits=bits)
+    if bits == 8:
+        ds.BitsAllocated, ds.PixelData = 8, values.astype(np.uint8).tobytes()
+    ds.Rows = shape[0] - 1
+    ds.save_as(tmp_path / "r.dcm")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rad = read_image(tmp_path / "r.dcm", warn=False)
+    assert not caught, [str(w.message) for w in caught]
+    np.testing.assert_array_equal(rad.values, values[:-1])
+    held, size = (1920, "40 x 23, BitsAllocated 16") if bits == 12 else (36, "5 x 6, BitsAllocated 8")
+    assert rad.notes == [f"{tmp_path / 'r.dcm'}: its pixel data hold {held:,} bytes, 1 row more than its header "
+                         f"declares (Columns x Rows {size}): read as its Rows says, the last row of the data left out "
+                         f"(check the image: where they are its bottom, its Rows (0028,0010) should be {shape[0]})"]
+
+
+def test_a_dicom_whose_columns_is_short_of_its_pixel_data_is_refused_not_read_sheared(tmp_path, seed):
+    # Columns 39 over rows of 40: each row read from where the one before should have gone on, a
+    # sheared image, under pydicom's warning of "48 bytes of excess padding to be removed"
+    values = np.random.default_rng(seed).integers(0, 4096, size=(24, 40))
+    ds = make_dicom(tmp_path / "full.dcm", values)
+    ds.Columns = 39
+    ds.save_as(tmp_path / "c.dcm")
+    with pytest.raises(ImageReadError, match=r"c\.dcm: its pixel data hold 1,920 bytes, the bytes of 40 columns, not "
+                       r"the 39 its header declares \(Columns x Rows 39 x 24, BitsAllocated 16\): read as it says, the "
+                       r"image would come out sheared \(each row shifted against the one above\): its Columns "
+                       r"\(0028,0011\) is wrong; set it to 40, e\.g\. dcmodify -m \"\(0028,0011\)=40\", and read it "
+                       r"again$"):  # fmt: skip
+        read_image(tmp_path / "c.dcm")
+
+
 def test_dicom_multi_frame_is_refused_saying_how_to_take_one_frame(tmp_path):
     # (it said only "expected one radiograph": nothing of what to do with a file of several frames)
     import pydicom.pixels

@@ -673,6 +673,7 @@ def _dicom_pixels(ds, syntax, codestream: _Codestream | None, path: str, notes: 
                              "to one sample per pixel, MONOCHROME1")  # fmt: skip
     if _dicom_int(ds, "BitsAllocated", 16, path) == 12:
         _unpack_12_bits(ds, syntax, samples, path, notes)
+    _native_pixels_long(ds, syntax, samples, path, notes)
     deeper = _deeper_codestream(ds, codestream, samples, path)
     # type 1C, often missing from the secondary captures of real exports, where pydicom refused the
     # file ("Missing required element"): read as 0, interleaved, as DICOM readers take it
@@ -848,6 +849,44 @@ def _declared_image(ds, needed: int, path: str) -> str:
     samples = _dicom_int(ds, "SamplesPerPixel", 1, path)
     of = f"Columns x Rows {ds.Columns} x {ds.Rows}, BitsAllocated {_dicom_int(ds, 'BitsAllocated', 16, path)}"
     return f"{needed:,} bytes ({of}{f', SamplesPerPixel {samples}' if samples > 1 else ''})"
+
+
+def _native_pixels_long(ds, syntax, samples: int, path: str, notes: list[str]) -> None:
+    """Grey native pixel data holding whole rows, or whole columns, more than the header's Rows and
+    Columns declare: pydicom read the first Rows x Columns values under its own warning ("...
+    contains 80 bytes of excess padding to be removed"), which says nothing of the image. Rows
+    more are the image's bottom or bytes after it: read as the header says, the data past it
+    dropped, with a note saying how many rows the header leaves out and the Rows they fit.
+    Columns more would be read a sheared image (each row shifted against the one above): refused,
+    saying the Columns they fit. Other excess bytes (none a whole row or column) are left
+    to pydicom's warning: padding after the pixels."""
+    element = ds["PixelData"] if "PixelData" in ds else None
+    if samples != 1 or element is None or element.is_undefined_length or getattr(syntax, "is_compressed", False):
+        return
+    rows, cols = _dicom_int(ds, "Rows", 0, path), _dicom_int(ds, "Columns", 0, path)
+    allocated, needed = _dicom_int(ds, "BitsAllocated", 16, path), _declared_bytes(ds)
+    if allocated % 8 or not needed or needed != rows * cols * allocated // 8:  # (1-bit words are packed)
+        return
+    data = element.value or b""
+    padded = len(data) % 2 == 0 and data[-1:] == b"\0"  # (an odd count of bytes padded to an even length?)
+    extras = [extra for extra in (len(data) - needed, len(data) - needed - padded) if extra > 0]
+    of = f"Columns x Rows {cols} x {rows}, BitsAllocated {allocated}"
+    row, column = cols * allocated // 8, rows * allocated // 8
+    more = next((extra // row for extra in extras if extra % row == 0), 0)
+    if more:  # (rows first: read as the header says, where a column would be refused)
+        ds.PixelData = data[:needed] + b"\0" * (needed % 2)
+        last = "the last row" if more == 1 else f"the last {more} rows"
+        notes.append(f"{path}: its pixel data hold {len(data):,} bytes, {count(more, 'row')} more than its header "
+                     f"declares ({of}): read as its Rows says, {last} of the data left out (check the image: where "
+                     f"they are its bottom, its Rows (0028,0010) should be {rows + more})")  # fmt: skip
+        return
+    wide = cols + next((extra // column for extra in extras if extra % column == 0), 0)
+    if wide > cols:
+        raise ImageReadError(path, f"its pixel data hold {len(data):,} bytes, the bytes of {wide} columns, not the "
+                             f"{cols} its header declares ({of}): read as it says, the image would come out "
+                             "sheared (each row shifted against the one above): its Columns (0028,0011) is wrong; "
+                             f"set it to {wide}, e.g. dcmodify -m \"(0028,0011)={wide}\", and read it "
+                             "again")  # fmt: skip
 
 
 def _declared_bytes(ds) -> int:
