@@ -1713,6 +1713,27 @@ def test_a_dicom_whose_columns_is_short_of_its_pixel_data_is_refused_not_read_sh
         read_image(tmp_path / "c.dcm")
 
 
+@pytest.mark.parametrize("layout", ["in Explicit VR Big Endian", "with 3 samples per pixel"])
+def test_a_12_bit_packed_dicom_of_a_layout_not_unpacked_is_refused_saying_so(tmp_path, layout):
+    # refused as "invalid DICOM image header: A (0028,0100) 'Bits Allocated' value of '12' is invalid, it
+    # must be 1 or a multiple of 8": pydicom's words, where grey little-endian ones are unpacked
+    from pydicom.uid import ExplicitVRBigEndian
+
+    ds = make_dicom(tmp_path / "full.dcm", np.zeros((4, 6)))
+    ds.BitsAllocated, ds.PixelData = 12, _packed_12_bits(np.zeros((4, 6) if "Big" in layout else (4, 6, 3)))
+    ds["PixelData"].VR = "OW"
+    if "Big" in layout:
+        ds.file_meta.TransferSyntaxUID = ExplicitVRBigEndian
+    else:
+        ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
+    ds.save_as(tmp_path / "p.dcm", enforce_file_format=True, little_endian="Big" not in layout, implicit_vr=False)
+    with pytest.raises(ImageReadError, match=rf"p\.dcm: BitsAllocated 12 \(12-bit values packed two to three bytes, "
+                       rf"ACR-NEMA's layout\) {layout}: xvertfast unpacks them only for one grey sample per pixel, "
+                       r"little-endian; convert the file to BitsAllocated 16 with a DICOM tool that reads this layout, "
+                       r"and read that$"):  # fmt: skip
+        read_image(tmp_path / "p.dcm")
+
+
 def test_dicom_multi_frame_is_refused_saying_how_to_take_one_frame(tmp_path):
     # (it said only "expected one radiograph": nothing of what to do with a file of several frames)
     import pydicom.pixels

@@ -802,10 +802,18 @@ def _unpack_12_bits(ds, syntax, samples: int, path: str, notes: list[str]) -> No
     nibble, then the second's high byte), unpacked to 16-bit words in ``ds``, BitsAllocated said
     to be 16, with a note. pydicom refuses them ("must be 1 or a multiple of 8"), which was worded
     an invalid header, where old archives hold such files (ACR-NEMA 2.0, read without file meta).
-    Only a grey frame of native little-endian data; other layouts are left for pydicom's refusal."""
+    Only a grey frame of native little-endian data: native ones of several samples, or big-endian
+    (where the packing of the words' bytes is unknown), are refused saying so, where pydicom's
+    refusal called their header invalid; compressed ones are left for pydicom's."""
     little = getattr(syntax, "is_little_endian", True) if syntax is not None else True
-    if samples != 1 or getattr(syntax, "is_compressed", False) or not little or "PixelData" not in ds:
+    if getattr(syntax, "is_compressed", False) or "PixelData" not in ds:
         return
+    if samples != 1 or not little:
+        layout = f"with {samples} samples per pixel" if samples != 1 else f"in {getattr(syntax, 'name', syntax)}"
+        raise ImageReadError(path, f"BitsAllocated 12 (12-bit values packed two to three bytes, ACR-NEMA's layout) "
+                             f"{layout}: xvertfast unpacks them only for one grey sample per pixel, little-endian; "
+                             "convert the file to BitsAllocated 16 with a DICOM tool that reads this layout, and read "
+                             "that")  # fmt: skip
     values = _dicom_int(ds, "Rows", 0, path) * _dicom_int(ds, "Columns", 0, path)
     data, need = ds.PixelData, -(-values * 3 // 2)
     if len(data) < need:
