@@ -761,7 +761,8 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
             raise
         unwritten = [path for path, written in ((report, summary.report), (preview, summary.preview))
                      if path and not written]  # fmt: skip
-        again = resumed_by(command, "enhance_files()", "write them")  # (in Python's words where no command ran it)
+        # (in Python's words where no command ran it)
+        again = resumed_by(command, "enhance_files()", does="writes them", to="write them")
         log(f"interrupted: {' and '.join(unwritten)} not written ({again})")
         summary.interrupted_at_end = True
     return summary

@@ -272,14 +272,13 @@ def command_resumes(command: str | None) -> bool:
     return command is not None or from_cli()
 
 
-def resumed_by(command: str | None, call: str, to: str = "resume") -> str:
+def resumed_by(command: str | None, call: str, *, does: str = "resumes", to: str = "resume") -> str:
     """How a stopped batch job is resumed, in its caller's words (:func:`command_resumes`), for its
     stop line: "the same command resumes", else "call ``call`` again the same way to resume": a Python
-    caller was told of a command it never ran. ``to``: what the run again does, where not resume
-    ("write them": the same command writes them)."""
+    caller was told of a command it never ran. ``does`` and ``to``: what the run again does, where not
+    resume, in both forms (does="writes them", to="write them"): given, not made by adding an s."""
     if command_resumes(command):
-        verb, _, rest = to.partition(" ")
-        return " ".join(["the same command", f"{verb}s", *([rest] if rest else [])])
+        return f"the same command {does}"
     return f"call {call} again the same way to {to}"
 
 
