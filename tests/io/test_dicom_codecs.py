@@ -803,6 +803,42 @@ def test_an_overlay_embedded_above_bits_stored_in_a_deeper_codestream_is_left_ou
 _KIND = {J2K_LOSSLESS: "JPEG 2000", JPEG_LOSSLESS_SV1: "JPEG", JPEG_LS_LOSSLESS: "JPEG-LS"}
 
 
+
+@pytest.mark.parametrize("syntax", [J2K_LOSSLESS, JPEG_LOSSLESS_SV1, JPEG_LS_LOSSLESS, "1.2.840.10008.1.2.4.91",
+                                    JPEG_LS_NEAR])  # fmt: skip
+def test_an_overlay_embedded_above_bits_stored_of_a_signed_frame_is_left_out_its_sign_kept(tmp_path, seed, syntax):
+    # signed 12-bit values (PixelRepresentation 1), their two's complement patterns in the low 12 bits of
+    # each word, an overlay in bit 13 (no sign copied above bit 11: the overlay's bits are there),
+    # compressed at 16 bits: read from the low 12 bits, their sign from bit 11, the overlay left out.
+    # Lossy: within the codec's error, -1 and 0 too (their patterns 4095 and 0, a lossy codec's
+    # overshoot wraps between them)
+    import imagecodecs
+
+    lossy = syntax in ("1.2.840.10008.1.2.4.91", JPEG_LS_NEAR)
+    values = np.repeat([[-1000, -1, 0, 1000]], 16, axis=1).repeat(64, axis=0) if lossy else \
+        random_values(seed, 12, True)  # fmt: skip
+    words = values & 0xFFF
+    words[5:15, 5:50] |= 1 << 13
+    words = words.astype(np.uint16)
+    codestream = {J2K_LOSSLESS: lambda: imagecodecs.jpeg2k_encode(words, level=0, codecformat="J2K"),
+                  JPEG_LOSSLESS_SV1: lambda: lossless_jpeg(words, 16, 1), JPEG_LS_LOSSLESS: lambda: jpeg_ls(words, 16),
+                  "1.2.840.10008.1.2.4.91": lambda: imagecodecs.jpeg2k_encode(words, level=90, codecformat="j2k",
+                                                                               bitspersample=16),
+                  JPEG_LS_NEAR: lambda: imagecodecs.jpegls_encode(words, level=2)}[syntax]()  # fmt: skip
+    encapsulated_dicom(tmp_path / "o.dcm", values, syntax, [codestream], bits=12, signed=True)
+    with_an_overlay_in_bit_13(tmp_path / "o.dcm", values.shape)
+    rad = read_image(tmp_path / "o.dcm", warn=False)
+    if lossy:
+        assert np.abs(rad.values.astype(np.int64) - values).max() <= 16
+    else:
+        np.testing.assert_array_equal(rad.values, values)
+    assert rad.bits_stored == 12 and full_range(rad) == (-2048, 2047)
+    kind = "JPEG-LS" if syntax == JPEG_LS_NEAR else "JPEG 2000" if lossy else _KIND[syntax]
+    assert rad.notes == [f"{tmp_path / 'o.dcm'}: its {kind} codestream's 16-bit samples hold an overlay embedded "
+                         "above BitsStored 12 (overlay 6000 in bit 13): read from the low 12 bits, the overlay left "
+                         "out"]  # fmt: skip
+
+
 def with_an_overlay_in_bit_13(path, shape):
     """The DICOM at ``path`` with overlay group 6000 embedded in bit 13 of its 16-bit words
     (OverlayBitsAllocated 16, OverlayBitPosition 13), saved; its data set."""
