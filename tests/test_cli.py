@@ -358,6 +358,85 @@ def test_the_commands_printed_to_run_are_quoted_for_the_system_s_shell(monkeypat
                     'cd /d "D:\\work dir" && xvertfast enhance C:\\scans\\in -o "C:\\my out"'), said
 
 
+def as_cmd_exe_runs(line: str, env: dict[str, str]) -> list[list[str]]:
+    """What cmd.exe makes of ``line`` typed at its prompt, as the words each program it runs is given: its
+    percent phase (``%NAME%`` of a variable in ``env`` replaced, else kept, scanning on from the second %),
+    then quotes (a " toggles them) and carets (outside quotes ``^`` takes the next character as it is), the
+    line cut into commands at & and | outside quotes (< and > too: a redirection is a cut here); then each
+    command split as a Windows program splits its command line (CommandLineToArgvW, the C runtime's rules)."""
+    expanded, i = "", 0
+    while i < len(line):
+        end = line.find("%", i + 1) if line[i] == "%" else -1
+        if end > 0 and line[i + 1:end] in env:
+            expanded, i = expanded + env[line[i + 1:end]], end + 1
+        else:
+            expanded, i = expanded + line[i], i + 1
+    commands, current, quoted, i = [], "", False, 0
+    while i < len(expanded):
+        c = expanded[i]
+        if c == "^" and not quoted:
+            current, i = current + expanded[i + 1:i + 2], i + 2
+            continue
+        if c in "&|<>" and not quoted:
+            commands.append(current)
+            current, i = "", i + (2 if expanded[i + 1:i + 2] == c else 1)
+            continue
+        quoted ^= c == '"'
+        current, i = current + c, i + 1
+    return [_argv_of(command) for command in [*commands, current]]
+
+
+def _argv_of(command: str) -> list[str]:
+    """``command`` split into words as a Windows program's C runtime splits its command line: spaces
+    outside quotes split, 2n backslashes before a quote are n and the quote is one, 2n + 1 are n and a
+    quote as it is; "" inside quotes is a quote."""
+    words, word, quoted, i = [], None, False, 0
+    while i < len(command):
+        c = command[i]
+        if c == "\\":
+            n = len(command[i:]) - len(command[i:].lstrip("\\"))
+            if command[i + n:i + n + 1] == '"':
+                word, i = (word or "") + "\\" * (n // 2) + ('"' if n % 2 else ""), i + n + n % 2
+            else:
+                word, i = (word or "") + "\\" * n, i + n
+        elif c == '"':
+            if quoted and command[i + 1:i + 2] == '"':
+                word, i = (word or "") + '"', i + 2
+            else:
+                word, quoted, i = word or "", not quoted, i + 1
+        elif c in " \t" and not quoted:
+            if word is not None:
+                words.append(word)
+            word, i = None, i + 1
+        else:
+            word, i = (word or "") + c, i + 1
+    return words + ([word] if word is not None else [])
+
+
+def test_the_commands_printed_for_cmd_exe_run_with_their_words_whole(monkeypatch):
+    """On Windows a printed command quoted only a space (subprocess.list2cmdline): a folder
+    ``C:\\R&D`` split the pasted line at the &, ``(``, ``)``, ``|``, ``<``, ``>`` and ``^`` were cmd.exe's
+    too, and ``%TEMP%`` in a path was expanded. Each word now comes back whole, as typed."""
+    import shlex
+    from types import SimpleNamespace
+
+    from xvertfast.cli import _enhance_with, _resume_command
+
+    env = {"TEMP": "C:\\Users\\me\\Temp", "R": "expanded", "D\\": "expanded"}
+    words = ["xvertfast", "enhance", "C:\\R&D\\scans (2024)", "-o", "C:\\out\\100%\\%TEMP%\\", "--report",
+             "a|b<c>d^e.csv", "--preview", "%R%&%D\\%", "--", 'odd "name" ', ""]  # fmt: skip
+    led = SimpleNamespace(command=shlex.join(words), cwd="D:\\R&D 50%")
+    with monkeypatch.context() as windows:  # (os.name put back before any assert: pytest's report needs it)
+        windows.setattr(os, "name", "nt")
+        resume, model = _resume_command(led), _enhance_with("C:\\runs\\R&D (b)\\")
+    assert as_cmd_exe_runs(resume, env) == [["cd", "/d", "D:\\R&D 50%"], words], resume
+    assert resume == ('cd /d "D:\\R&D 50"^% && xvertfast enhance "C:\\R&D\\scans (2024)" -o C:\\out\\100^%\\^%TEMP^%\\ '
+                      '--report "a|b<c>d^e.csv" --preview ^%R^%"&"^%D\\^% -- "odd "\\^"name\\^"" " ""'), resume
+    said = model.removeprefix("enhance with `").removesuffix("`")
+    assert as_cmd_exe_runs(said, env) == [["xvertfast", "enhance", "INPUT", "-o", "OUT", "--model",
+                                           "C:\\runs\\R&D (b)\\"]], model  # fmt: skip
+
+
 def test_the_counterparts_suggested_for_another_command_s_option_are_true():
     commands = subcommands()
     options = {name: {o for a in p._actions for o in a.option_strings} for name, p in commands.items()}

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import re
+import shlex
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 
 __all__ = ["count", "first_listed", "WARNED_LISTED", "FAILED_LISTED", "CLI_OPTIONS", "from_cli", "cli_running",
-           "asked", "option_said", "offers", "part_percent", "middle_cut", "dtype_name"]
+           "asked", "option_said", "offers", "part_percent", "middle_cut", "dtype_name",
+           "shell_word", "shell_line"]
 
 #: How many warned files (or notes), and how many failed files, a job's end summary lists on the
 #: console; it counts the rest and says where each is. Listed whole, a 20,000-file job repeated
@@ -97,6 +101,44 @@ def dtype_name(dtype) -> str:
     """``float32`` for torch.float32: a dtype as a user writes it, as NumPy names it ("torch." is
     torch's own prefix); a NumPy dtype is its name already."""
     return str(dtype).removeprefix("torch.")
+
+
+#: What cmd.exe reads as its own outside double quotes (and a space or tab, which ends a word), and
+#: what it reads even inside them: the characters a Windows word is quoted or escaped for.
+_CMD_QUOTED = re.compile(r"[\s&|<>^()]")
+_CMD_READS = re.compile(r"[\s&|<>^()\"%]")
+
+
+def shell_word(word: str) -> str:
+    """``word`` as one word of a command line printed for the user to paste (:func:`shell_line`)."""
+    if os.name != "nt":
+        return shlex.quote(word)
+    if word and not _CMD_READS.search(word):
+        return word
+    out = []
+    pieces = [piece for piece in re.split(r'(["%])', word) if piece]
+    for i, piece in enumerate(pieces):
+        if piece in ('"', "%"):  # (escaped by a caret outside quotes; a quote for the program too: \")
+            out.append('\\^"' if piece == '"' else "^%")
+            continue
+        before_a_quote = i + 1 < len(pieces) and pieces[i + 1] == '"'
+        if _CMD_QUOTED.search(piece) or before_a_quote:  # (backslashes before a quote are halved by the program)
+            piece = re.sub(r"(\\+)$", r"\1\1", piece)
+        out.append(f'"{piece}"' if _CMD_QUOTED.search(piece) else piece)
+    return "".join(out) or '""'
+
+
+def shell_line(words: Iterable[str]) -> str:
+    """``words`` as a command line printed for the user to run, quoted for their shell. Elsewhere than
+    Windows a POSIX shell's (shlex). On Windows cmd.exe's, which reads single quotes and backslashes
+    as they are (shlex's ``--model 'run\\model'`` failed there): a word holding a space or what cmd.exe
+    reads (``& | < > ^ ( )``: ``C:\\R&D`` split the line at the ``&``) in double quotes, where the
+    program reads them as Windows programs do (backslashes before a quote doubled); ``%`` and ``"``, which
+    cmd.exe reads inside quotes too (``%TEMP%`` is expanded), outside them after a caret (``^%``), as
+    a prompt reads it (a batch file wants ``%%``). ``!`` is left as it is (read only where delayed
+    expansion is on, not the default). Not for the command line a ledger records, which xvertfast itself
+    splits back (shlex)."""
+    return " ".join(shell_word(word) for word in words)
 
 
 def count(n: int, noun: str) -> str:

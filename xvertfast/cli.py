@@ -16,7 +16,7 @@ import select
 import signal
 import sys
 
-from xvertfast._text import FAILED_LISTED, WARNED_LISTED, count, first_listed
+from xvertfast._text import FAILED_LISTED, WARNED_LISTED, count, first_listed, shell_line
 
 DESCRIPTION = """\
 xvertfast: unsupervised contrast enhancement of the vertebrae in chest X-rays
@@ -230,11 +230,12 @@ def _duration(seconds: float) -> str:
 def _dry_run_help(job: str, out_metavar: str) -> str:
     return (f"plan the job and say what a run would do: how many inputs it would {job}, skip as done, or "
             f"fail, and why (output name collisions, files in {out_metavar} xvertfast did not write, other "
-            f"settings recorded in {out_metavar}); files that cannot be decoded show only when a run reads them. "
-            "Writes nothing and does not make the output folder; exit code 0 nothing would fail, 1 some would, 2 a "
-            "run could not start (other settings recorded, a folder it cannot write). A job running there now "
-            "is noted (a run is refused until it ends), and where one has run, how long the rest would take at its "
-            "rate")
+            f"settings recorded in {out_metavar}); files that cannot be decoded show only when a run reads them; "
+            "DICOM objects that are no image (reports, presentation states) are told by their header and counted "
+            "apart. Writes nothing and does not make the output folder; exit code 0 nothing would fail, 1 some "
+            "would (or none is an image), 2 a run could not start (other settings recorded, a folder it cannot "
+            "write). A job running there now is noted (a run is refused until it ends), and where one has run, how "
+            "long the rest would take at its rate")
 
 
 def _started_with(args: argparse.Namespace, *paths: str | list[str] | None) -> dict:
@@ -646,7 +647,7 @@ def _status_elsewhere(folder: str) -> str | None:
     seen = os.path.normpath(as_the_system_reads(folder))
     name, parent = os.path.basename(seen), os.path.dirname(seen) or "."
     if name in ("model", "checkpoint", "cache") and a_job(parent, ("train",)):
-        return f"it is the {name}/ of the training run {parent}: {_shell_line(['xvertfast', 'status', parent])}"
+        return f"it is the {name}/ of the training run {parent}: {shell_line(['xvertfast', 'status', parent])}"
     # (eval.journal's JOURNAL_FILE, named here: importing it loads torch, which status never does)
     if os.path.exists(os.path.join(folder, ".xvertfast-evaluate.jsonl")):
         return "it is the report folder of an xvertfast evaluate, which status does not read: the same evaluate " \
@@ -734,20 +735,9 @@ def _resume_command(led, folder: str | None = None) -> str | None:
         if words is None:
             return None
     end = words.index("--") if "--" in words else len(words)  # (what follows is inputs)
-    command = _shell_line([w for i, w in enumerate(words) if i >= end or w != "--overwrite"])
+    command = shell_line([w for i, w in enumerate(words) if i >= end or w != "--overwrite"])
     cd = ["cd", "/d"] if os.name == "nt" else ["cd"]  # (cmd.exe's cd changes the drive only with /d)
-    return f"{_shell_line([*cd, led.cwd])} && {command}" if led.cwd else command
-
-
-def _shell_line(words: list[str]) -> str:
-    """``words`` as a command line printed for the user to run, quoted for their shell: cmd.exe's
-    double quotes on Windows (where needed: a space), which reads single quotes and backslashes as
-    they are (a POSIX shell's ``--model 'run\\model'`` failed there), a POSIX shell's elsewhere. Not
-    for the command line a ledger records, which xvertfast itself splits back (shlex)."""
-    import shlex
-    import subprocess
-
-    return subprocess.list2cmdline(words) if os.name == "nt" else shlex.join(words)
+    return f"{shell_line([*cd, led.cwd])} && {command}" if led.cwd else command
 
 
 def _spelt_out(words: list[str]) -> list[str]:
@@ -1233,7 +1223,7 @@ def _trained_line(run_dir: str) -> str:
 def _enhance_with(model: str) -> str:
     """How a trained model is used next, said where a run finishes and by status of a finished run (checked from
     elsewhere, the run's own last line in a log on another node): its folder shell-quoted (a space in it split it)."""
-    return f"enhance with `xvertfast enhance INPUT -o OUT --model {_shell_line([model])}`"
+    return f"enhance with `xvertfast enhance INPUT -o OUT --model {shell_line([model])}`"
 
 
 def _previews(run_dir: str) -> list[str]:

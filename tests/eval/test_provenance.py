@@ -336,6 +336,32 @@ def test_a_glob_of_many_inputs_is_listed_once_in_provenance_json_and_cut_in_summ
     assert all(f not in json.dumps([record["argv"], record["command"]]) for f in files[INPUTS_SHOWN:])
 
 
+def test_the_command_recorded_to_run_again_is_quoted_for_cmd_exe_on_windows(monkeypatch):
+    """summary.md's and provenance.json's command, there to run the evaluation again, was shlex-quoted
+    on Windows too: ``'C:\\data\\in'``, which cmd.exe passes on with its single quotes (no such folder),
+    and a folder with an & split the line. It is quoted for the shell of the system that ran it."""
+    from tests.test_cli import as_cmd_exe_runs
+    from xvertfast.eval.provenance import provenance_markdown, run_provenance
+
+    argv = ["evaluate", "C:\\data\\R&D", "-o", "C:\\my reports\\%TEMP%", "--metrics", "entropy"]
+    program = ["C:\\Program Files\\Python312\\python.exe", "-m", "xvertfast"]
+    settings = {"xvertfast": "x", "code_sha256": "y", "methods": [], "metrics": ["entropy"], "rois": "auto"}
+    record = {"written": "now", "methods": [], "identity_methods": [], "metrics": ["entropy"],
+              "statistics": {"outliers": "none", "compared_to": None},
+              "images": {"evaluated": 1, "failed": 0, "from_earlier_runs": 0, "original_bits": {}}}  # fmt: skip
+    with monkeypatch.context() as windows:  # (os.name put back before any assert: pytest's report needs it)
+        windows.setattr(os, "name", "nt")
+        made = run_provenance(settings, {}, "auto", "then", None, argv, {"inputs": [argv[1]]}, program, cwd=None,
+                              rois_file=None)  # fmt: skip
+        said = provenance_markdown({**record, "argv": argv})
+    env = {"TEMP": "C:\\Temp"}
+    assert as_cmd_exe_runs(made["command"], env) == [[*program, *argv]], made["command"]
+    (line,) = [line for line in said.splitlines() if line.startswith("- this run's command: ")]
+    typed = line.removeprefix("- this run's command: `").removesuffix("`")
+    assert typed == 'xvertfast evaluate "C:\\data\\R&D" -o "C:\\my reports\\\\"^%TEMP^% --metrics entropy', line
+    assert as_cmd_exe_runs(typed, env) == [["xvertfast", *argv]], line
+
+
 def test_a_python_caller_gives_the_program_and_arguments_or_a_command_line_of_its_own(tmp_path, seed):
     """The CLI hands evaluate() the words that ran xvertfast (``program``) and its arguments, and
     provenance.json's command is made of them; a caller with no command line to give may record

@@ -19,11 +19,10 @@ import json
 import math
 import os
 import re
-import shlex
 
 import numpy as np
 
-from xvertfast._text import count
+from xvertfast._text import count, shell_word
 from xvertfast.eval.baselines import BASELINES, baseline_parameters
 from xvertfast.eval.protocol import EvalRun, depth_counts, depths_said, method_kind
 from xvertfast.eval.stats import _CONFIDENCE, EXACT_MAX_PAIRS, Z_LIMIT
@@ -109,8 +108,10 @@ def _inputs_cut(argv: list[str], inputs: list[str]) -> list[str]:
 
 
 def _joined(argv: list[str]) -> str:
-    """``argv`` as a shell line (shlex), the item counting inputs left out unquoted."""
-    return " ".join(item if _MORE_INPUTS_ITEM.fullmatch(item) else shlex.quote(item) for item in argv)
+    """``argv`` as a line to run the same evaluation again, quoted for the shell of the system that ran it
+    (:func:`~xvertfast._text.shell_line`: shlex's ``'C:\\data\\in'`` failed in cmd.exe), the item counting
+    inputs left out unquoted."""
+    return " ".join(item if _MORE_INPUTS_ITEM.fullmatch(item) else shell_word(item) for item in argv)
 
 
 def provenance_record(run: EvalRun, tested: str | None, given: dict | None = None) -> dict:
