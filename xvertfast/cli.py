@@ -230,12 +230,11 @@ def _duration(seconds: float) -> str:
 def _dry_run_help(job: str, out_metavar: str) -> str:
     return (f"plan the job and say what a run would do: how many inputs it would {job}, skip as done, or "
             f"fail, and why (output name collisions, files in {out_metavar} xvertfast did not write, other "
-            f"settings recorded in {out_metavar}); files that cannot be decoded show only when a run reads them; "
-            "DICOM objects that are no image (reports, presentation states) are told by their header and counted "
-            "apart. Writes nothing and does not make the output folder; exit code 0 nothing would fail, 1 some "
-            "would (or none is an image), 2 a run could not start (other settings recorded, a folder it cannot "
-            "write). A job running there now is noted (a run is refused until it ends), and where one has run, how "
-            "long the rest would take at its rate")
+            f"settings recorded in {out_metavar}); files that cannot be decoded show only when a run reads them. "
+            "Writes nothing and does not make the output folder; exit code 0 nothing would fail, 1 some would, 2 a "
+            "run could not start (other settings recorded, a folder it cannot write). A job running there now "
+            "is noted (a run is refused until it ends), and where one has run, how long the rest would take at its "
+            "rate")
 
 
 def _started_with(args: argparse.Namespace, *paths: str | list[str] | None) -> dict:
