@@ -352,7 +352,7 @@ def test_a_start_waiting_for_the_lock_of_one_refused_meanwhile_holds_the_folder_
             self.closed = True
 
     let_go_when_waited_for(monkeypatch, Refused())
-    lock, made = _lock_run_dir(str(tmp_path / "run"))
+    lock, made, _ = _lock_run_dir(str(tmp_path / "run"))
     try:
         assert os.path.exists(path) and os.path.samestat(os.fstat(lock.fileno()), os.stat(path))
         assert hold_lock(path) is None  # (a third start is kept out)
@@ -393,7 +393,98 @@ def test_a_start_refused_after_waiting_for_one_refused_leaves_the_folder_as_it_w
     let_go_when_waited_for(monkeypatch, Refused())
     with pytest.raises(NothingFound):
         train([str(tmp_path / "none")], str(run), CONFIG, progress=False, log=lambda m: None)
-    assert os.listdir(run) == []
+    if made_by_the_other == "run folder":  # (made again by the second: its own, removed; it looked before it waited)
+        assert not (tmp_path / "new").exists()
+    else:
+        assert os.listdir(run) == []
+
+
+def _two_starts(monkeypatch, first, second, first_in_a_folder_made_by_the_second=False) -> list:
+    """What ``first()`` and ``second()``, two starts into one RUN_DIR, raised (None where nothing), the second
+    run in a thread and waiting for RUN_DIR's lock (on a fake clock: no sleep) until the first has
+    returned or raised. The second starts as the first holds the lock (as it records its command);
+    ``first_in_a_folder_made_by_the_second``: the second starts first, and the first takes the lock
+    once the second has made RUN_DIR, before the second takes it."""
+    import threading
+    import types
+
+    from xvertfast import resume
+    from xvertfast.train import loop
+
+    holds, made, waits, done = threading.Event(), threading.Event(), threading.Event(), threading.Event()
+    raised, record, create = [None, None], loop.record_command, loop._create
+
+    def run(k, start):
+        try:
+            start()
+        except Exception as exc:
+            raised[k] = exc
+
+    thread = threading.Thread(target=run, args=(1, second))
+
+    def recorded(*args):  # (the first start, holding its lock: the second waits for it)
+        if threading.current_thread() is not thread and not holds.is_set():
+            holds.set()
+            if not first_in_a_folder_made_by_the_second:
+                thread.start()
+            assert waits.wait(30)
+        record(*args)
+
+    def created(path):  # (the second start, RUN_DIR made: the first takes the lock now)
+        if threading.current_thread() is thread and first_in_a_folder_made_by_the_second and not holds.is_set():
+            made.set()
+            assert holds.wait(30)
+        return create(path)
+
+    def sleep(seconds):  # (the second start, waiting for the lock)
+        waits.set()
+        assert done.wait(30)
+
+    monkeypatch.setattr(loop, "record_command", recorded)
+    monkeypatch.setattr(loop, "_create", created)
+    monkeypatch.setattr(resume, "time", types.SimpleNamespace(monotonic=lambda: 0.0, sleep=sleep))
+    if first_in_a_folder_made_by_the_second:
+        thread.start()
+        assert made.wait(30)
+    try:
+        run(0, first)
+    finally:
+        done.set()
+        thread.join(30)
+    assert waits.is_set() and not thread.is_alive()  # (the second waited for the first)
+    return raised
+
+
+def test_a_start_refused_after_one_that_made_the_run_folder_removes_the_folder_it_made_again(tmp_path, monkeypatch):
+    # two starts into a new RUN_DIR, both refused (no image found): the first made RUN_DIR and removed it; the
+    # second, which had looked for it before it waited for the lock (the first's, there), made it again as it
+    # took the lock and left it behind, empty, where it was refused in turn
+    from xvertfast.io.files import NothingFound
+
+    (tmp_path / "none").mkdir()
+
+    def start():
+        train([str(tmp_path / "none")], str(tmp_path / "new" / "run"), CONFIG, progress=False, log=lambda m: None)
+
+    first, second = _two_starts(monkeypatch, start, start)
+    assert isinstance(first, NothingFound) and isinstance(second, NothingFound), (first, second)
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_refused_start_leaves_the_run_another_started_in_the_folder_it_made(tmp_path, monkeypatch):
+    # the same command started twice: one made RUN_DIR, then waited for its lock, which the other took first
+    # and trained an epoch under; refused in turn (a run is there: not a resume), it removed RUN_DIR as its
+    # own, and the other's run with it
+    data, run = write_images(tmp_path / "data"), tmp_path / "new" / "run"
+
+    def start():
+        train([str(data)], str(run), CONFIG, stop_after_epochs=1, progress=False, log=lambda m: None)
+
+    first, second = _two_starts(monkeypatch, start, start, first_in_a_folder_made_by_the_second=True)
+    assert first is None and "holds a checkpoint" in str(second), (first, second)
+    status = train_status(str(run))
+    assert status is not None and (status.stage, status.epoch) == (1, 1)
+    assert (run / "checkpoint" / "state.json").exists()
 
 
 def test_status_loads_no_torch(tmp_path):

@@ -674,18 +674,24 @@ class _Curves:
 
 
 def _lock_run_dir(run_dir: str):
-    """RUN_DIR (created if needed) locked for this run: the open lock file (closing it unlocks), and whether
-    this start made that file (:func:`_hold_run_lock`)."""
+    """RUN_DIR (created if needed) locked for this run: the open lock file (closing it unlocks), whether
+    this start made that file (:func:`_hold_run_lock`), and the outermost of RUN_DIR and its parents this
+    start made (None: none). Both told under the lock: a RUN_DIR this start made but another start took
+    the lock in first, and wrote into, is that start's, lock file included (a run that started and
+    finished as this one waited was removed with RUN_DIR where this one was refused in turn)."""
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise ValueError(f"{'RUN_DIR' if from_cli() else 'run folder'} {run_dir} is a file: give the training run a "
                          f"folder ({option_said('-o', 'made where missing')})")  # fmt: skip
     path = os.path.join(run_dir, LOCK_FILE)
     try:
-        os.makedirs(run_dir, exist_ok=True)
+        folders = _make_folders(run_dir)
         # (the CLI's, taken and marked as it started, before torch and the model loaded: status said "interrupted"
         # meanwhile)
         early = taken_over(path)
-        lock, made = (early, False) if early else _hold_run_lock(path)  # (status looks at it for a moment)
+        # (status looks at it for a moment)
+        lock, made, folders = (early, False, folders) if early else _hold_run_lock(path, folders)
+        if folders is not None and any(name != LOCK_FILE for name in os.listdir(run_dir)):
+            folders, made = None, False  # (another start's since: this one made no more of it than the folder)
     except OSError as exc:  # read-only, no permission: said as enhance says it, not as "[Errno 30] ...: 'RUN_DIR'"
         # (-o latest, a link to a folder not made yet: said so, not "File exists")
         raise ValueError(f"cannot write into the run folder {run_dir}: {why_not_made(run_dir, exc)}") from None
@@ -693,22 +699,26 @@ def _lock_run_dir(run_dir: str):
         raise held_by_another(run_dir)
     if early is None:  # a start from Python (the CLI's lock is marked as it takes it early)
         mark_taken(lock)
-    return lock, made
+    return lock, made, folders
 
 
-def _hold_run_lock(path: str):
+def _hold_run_lock(path: str, folders: str | None):
     """RUN_DIR's lock file at ``path`` held (None where another start holds it), taken again where the file
     was removed as this start waited for it: a start refused meanwhile removes the lock file it made
     (:func:`_leave_as_it_was`), and the RUN_DIR too where it made that, and a lock on a removed file kept
     no third start out of the folder. With whether this start made the file it holds: one refused in
-    turn removes it, told by the file's state when the other let go, not by a look before waiting."""
+    turn removes it, told by the file's state when the other let go, not by a look before waiting; and
+    the outermost folder this start made (``folders``: the one it made before, where it still is), a
+    RUN_DIR the other made and removed made again by this one, and so its own to remove."""
     for attempt in range(11):  # (a file removed again and again: taken at last as before, unchecked)
-        os.makedirs(os.path.dirname(path), exist_ok=True)  # (no-op at first; then a RUN_DIR removed meanwhile)
+        if attempt:  # (a RUN_DIR removed meanwhile: made again; one this start made, still there, holds it)
+            again = _make_folders(os.path.dirname(path))
+            folders = folders if folders is not None and os.path.isdir(folders) else again
         made = _create(path)
         lock = hold_lock(path, patience=LOCK_PATIENCE)
         try:
             if lock is None or attempt == 10 or os.path.samestat(os.fstat(lock.fileno()), os.stat(path)):
-                return lock, made
+                return lock, made, folders
         except FileNotFoundError:
             pass
         lock.close()
@@ -764,8 +774,7 @@ def train(inputs: list[str], run_dir: str, config: TrainConfig, resume: bool = F
     _refuse_outputs_as_data([item for item in inputs if not item.startswith("@") and os.path.lexists(item)])
     _refuse_other_jobs_folder(run_dir)
     _refuse_files_of_no_run(run_dir, config)
-    made = _first_missing(run_dir)
-    lock, lock_made = _lock_run_dir(run_dir)
+    lock, lock_made, made = _lock_run_dir(run_dir)
     # (told once the lock is held: a start this one waited for may have made checkpoint/, or made the lock
     # file and removed it, refused)
     new = [LOCK_FILE] if lock_made else []
@@ -827,7 +836,8 @@ def _settings_said(settings: dict) -> dict:
 def _leave_as_it_was(run_dir: str, made: str | None, new: list[str], before: dict, stopped_before: str | None,
                      lock) -> bool:  # fmt: skip
     """Undoes a start that could not begin (no image found, none readable, refused): the folders it made
-    (``made``: RUN_DIR, or the outermost of its parents that was missing) are removed; in a RUN_DIR there
+    (``made``: RUN_DIR, or the outermost of its parents it made, told under the lock: :func:`_lock_run_dir`)
+    are removed; in a RUN_DIR there
     before, the record of the start before it is put back and what it made there (``new``: the lock file,
     an empty checkpoint/; a folder only where empty) is removed. A folder made for the run
     (``mkdir -p RUN`` in a job script) kept a lock file and checkpoint/, which status took for a run
@@ -839,10 +849,16 @@ def _leave_as_it_was(run_dir: str, made: str | None, new: list[str], before: dic
 
 
 def _remove_made(run_dir: str, made: str | None, new: list[str]) -> bool:
-    """Removes what a start that could not begin made (see :func:`_leave_as_it_was`); whether it is all gone."""
+    """Removes what a start that could not begin made (see :func:`_leave_as_it_was`); whether it is all gone.
+    Of the parents it made only those left empty: another start may have made a folder of its own there."""
     if made is not None:
-        shutil.rmtree(made, ignore_errors=True)
-        return not os.path.lexists(made)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        folder = os.path.abspath(run_dir)
+        while folder != made and not os.path.lexists(folder):
+            folder = os.path.dirname(folder)
+            with contextlib.suppress(OSError):  # (not empty: left)
+                os.rmdir(folder)
+        return not os.path.lexists(run_dir)
     gone = True
     for name in new:
         path = os.path.join(run_dir, name)
@@ -1012,15 +1028,20 @@ def _refuse_files_of_no_run(run_dir: str, config: TrainConfig) -> None:
                               "them out of it")  # fmt: skip
 
 
-def _first_missing(path: str) -> str | None:
-    """The outermost of ``path`` and its parents that does not exist yet (what making it makes)."""
-    missing, path = None, os.path.abspath(path)
-    while not os.path.exists(path):
-        missing, parent = path, os.path.dirname(path)
-        if parent == path:
-            break
-        path = parent
-    return missing
+def _make_folders(path: str) -> str | None:
+    """Makes the folder ``path`` and its missing parents (as ``os.makedirs``); the outermost of them this
+    call made, None where none was missing. Told by each mkdir, not by a look before: a folder another
+    start made meanwhile is not this one's to remove."""
+    path = os.path.abspath(path)
+    parent = os.path.dirname(path)
+    made = _make_folders(parent) if parent != path and not os.path.exists(parent) else None
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        if not os.path.isdir(path):  # (a file, a link to no folder: said by the caller)
+            raise
+        return made
+    return made or path
 
 
 def _remove_stale_parts(run_dir: str, config: TrainConfig) -> None:
