@@ -1675,6 +1675,30 @@ def test_a_dicom_cut_within_its_native_pixel_data_is_called_truncated_with_both_
             read_image(tmp_path / "cut.dcm")
 
 
+@pytest.mark.parametrize("cut, where", [(500, r"in its fragment 1, of 1,920 bytes, 1,428 of them there"),
+                                        (8, r"after 2 items, before the delimiter that ends them")])  # fmt: skip
+def test_a_dicom_cut_within_its_encapsulated_pixel_data_is_called_truncated_there(tmp_path, cut, where):
+    # a compressed archive's commonest damage, a copy stopped midway: pydicom gives up on the whole data
+    # set, and it was "its file meta header reads, but no data set after it", beside pydicom's warning
+    # "End of file reached before delimiter (FFFE,E0DD) found in file ..."
+    from pydicom.encaps import encapsulate
+
+    ds = make_dicom(tmp_path / "full.dcm", np.zeros((24, 40), np.uint16), syntax="1.2.840.10008.1.2.4.90",
+                    pixel_data=False)  # fmt: skip
+    ds.PixelData = encapsulate([bytes(1920)])  # (its frame's bytes: never decoded)
+    ds["PixelData"].VR = "OB"
+    ds.save_as(tmp_path / "full.dcm", enforce_file_format=True)
+    data = (tmp_path / "full.dcm").read_bytes()
+    (tmp_path / "cut.dcm").write_bytes(data[:-cut])
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(ImageReadError) as refused:
+        warnings.simplefilter("always")
+        read_image(tmp_path / "cut.dcm")
+    assert re.fullmatch(rf".*cut\.dcm: truncated or corrupt DICOM: the file ends at byte {len(data) - cut:,}, within "
+                        rf"its encapsulated pixel data \(7FE0,0010\) \({where}\): copy it again from its source",
+                        str(refused.value)), str(refused.value)  # fmt: skip
+    assert not caught, [str(w.message) for w in caught]
+
+
 @pytest.mark.parametrize("shape, bits", [((24, 40), 12), ((7, 5), 8)])  # (8 bits, 35 bytes: written padded to 36)
 def test_a_dicom_whose_rows_is_short_of_its_pixel_data_is_read_as_its_header_says_with_a_note(tmp_path, seed, shape,
                                                                                                bits):  # fmt: skip

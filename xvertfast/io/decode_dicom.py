@@ -36,9 +36,14 @@ def read_dicom(path: str, max_pixels: int, notes: list[str]):
             try:
                 ds, syntax, codestream = _parse_dicom(path, max_pixels, notes)
             except ImageReadError as exc:
-                if not isinstance(exc, NotAnImage):
-                    warned.leave_out(_about_its_last_value(path))
-                raise
+                if isinstance(exc, NotAnImage):
+                    raise
+                warned.leave_out(_about_its_last_value(path))
+                cut = _encapsulated_cut(path)
+                if cut is None:
+                    raise
+                warned.leave_out(lambda message: message.startswith("End of file reached before delimiter"))
+                raise ImageReadError(path, cut) from None
         source = codestream.source if codestream is not None else None
         sized = codestream is not None and (codestream.rows, codestream.cols) == (ds.get("Rows"), ds.get("Columns"))
         with dicom_codecs.decoded_ahead(ds, syntax, source, sized), WarningsNamingTheFile(path, stacklevel=4):
@@ -283,6 +288,47 @@ def _length_cut(path: str, exc: Exception) -> str | None:
             return (f"truncated or corrupt DICOM: the file ends at byte {size:,}, within the length of its element "
                     f"{named}{none}: copy it again from its source")  # fmt: skip
     return None
+
+
+#: The header of encapsulated pixel data (7FE0,0010): explicit VR little endian (every encapsulated
+#: transfer syntax's), OB, of undefined length (PS3.5 A.4).
+_ENCAPSULATED_PIXELS = b"\xe0\x7f\x10\x00OB\0\0\xff\xff\xff\xff"
+
+
+def _encapsulated_cut(path: str) -> str | None:
+    """Why a DICOM file is refused where it ends within its encapsulated pixel data (the compressed
+    frames' items, before the sequence delimiter that ends them), found by walking the items'
+    lengths from the last such pixel data header in the file; None where it does not (the
+    delimiter is there), or where that is not known (no such header, an item tag that is none).
+    pydicom gives up on the whole data set then, and the file was said to hold "no data set after"
+    its file meta, beside pydicom's warning "End of file reached before delimiter (FFFE,E0DD)":
+    the commonest damage of a compressed archive (a copy stopped midway), told as another. A file
+    that cannot be opened again (moved or deleted meanwhile) leaves the refusal being raised as it is."""
+    import mmap
+
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            size, start = len(data), data.rfind(_ENCAPSULATED_PIXELS)
+            if start < 0:
+                return None
+            at, item = start + len(_ENCAPSULATED_PIXELS), 0
+            while at + 8 <= size:
+                tag, length = data[at : at + 4], int.from_bytes(data[at + 4 : at + 8], "little")
+                if tag == b"\xfe\xff\xdd\xe0":  # (the sequence delimiter: the pixel data end whole)
+                    return None
+                if tag != b"\xfe\xff\x00\xe0" or length == 0xFFFFFFFF:
+                    return None
+                if at + 8 + length > size:
+                    what = "its offset table's item" if item == 0 else f"its fragment {item}"
+                    where = f"in {what}, of {length:,} bytes, {size - at - 8:,} of them there"
+                    break
+                at, item = at + 8 + length, item + 1
+            else:
+                where = f"after {count(item, 'item')}, before the delimiter that ends them"
+    except (OSError, ValueError):  # (gone, unreadable; an empty file cannot be mapped)
+        return None
+    return (f"truncated or corrupt DICOM: the file ends at byte {size:,}, within its encapsulated pixel data "
+            f"(7FE0,0010) ({where}): copy it again from its source")
 
 
 #: Transfer syntaxes DICOM defines that pydicom (3.0) does not know (it takes them for private ones), by their
