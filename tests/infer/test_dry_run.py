@@ -133,15 +133,15 @@ def test_an_interrupted_dry_run_says_to_run_it_again_not_that_it_resumes(tmp_pat
     from xvertfast.io.job_folder import JobFolder
 
     write_pngs(tmp_path / "in", seed, ["a.png", "b.png", "c.png"])
-    state, calls = JobFolder.state, []
+    verdict, calls = JobFolder.verdict, []
 
     def interrupted(self, *args, **kwargs):
         calls.append(args)
         if len(calls) == 2:
             raise KeyboardInterrupt  # (Ctrl-C, or SIGTERM: main raises it for both)
-        return state(self, *args, **kwargs)
+        return verdict(self, *args, **kwargs)
 
-    monkeypatch.setattr(JobFolder, "state", interrupted)
+    monkeypatch.setattr(JobFolder, "verdict", interrupted)
     plan = Enhancer(str(model_dir), device="cpu").enhance_files([str(tmp_path / "in")], str(tmp_path / "out"),
                                                                progress=False, log=_quiet, dry_run=True)  # fmt: skip
     assert (plan.dry_run, plan.stopped, plan.planned) == (True, "interrupted", 1)

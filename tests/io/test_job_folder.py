@@ -926,9 +926,9 @@ def test_an_interrupt_while_planning_still_gives_the_summary_and_report(tmp_path
         calls.append(out)
         if len(calls) == 2:
             raise KeyboardInterrupt  # (Ctrl-C, or SIGTERM: main raises it for both)
-        return "done", None
+        return "done", None, []
 
-    monkeypatch.setattr(JobFolder, "state", interrupted)
+    monkeypatch.setattr(JobFolder, "verdict", interrupted)
     assert run(model_dir, tmp_path / "in", "-o", tmp_path / "out", "--report", tmp_path / "run.json") == 130
     captured = capsys.readouterr()
     assert "interrupted while planning" in captured.err and captured.out.startswith("0 done, 1 skipped, 0 failed")
@@ -950,9 +950,9 @@ def test_status_of_a_resume_stopped_while_planning_counts_no_inputs_left(tmp_pat
         calls.append(out)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return "done", None
+        return "done", None, []
 
-    monkeypatch.setattr(JobFolder, "state", interrupted)
+    monkeypatch.setattr(JobFolder, "verdict", interrupted)
     assert run(model_dir, tmp_path / "in", "-o", tmp_path / "out") == 130
     monkeypatch.undo()
     capsys.readouterr()

@@ -722,12 +722,11 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
             enhancer.backend  # noqa: B018 (its precision, recorded below, may differ from the one described)
         settings = _job_settings(enhancer, fmt)  # hashes every weight: once per job
         log = JobLog(log)  # (a line that cannot be written stops the job, as a full disk does: see _run)
-        # which inputs are this shard's (None: all), planned by _run; how many, for status as it runs
+        # which inputs are this shard's (None: all), planned by _run; how many (job.found), for status as it runs
         mine = None if shard is None else [shard.owns(f.rel) for f in files]
-        found = len(files) if mine is None else sum(mine)
         job = JobFolder(out_dir, settings, overwrite, shard=shard, read_only=dry_run, command=command, cwd=cwd,
                         side_files={"report": report, "preview": preview},  # (checked again once OUT is held)
-                        real_paths=real, found=found)  # fmt: skip
+                        real_paths=real, found=len(files) if mine is None else sum(mine))  # fmt: skip
     finally:
         let_go()
     with job:
@@ -740,8 +739,7 @@ def enhance_files(enhancer, inputs: list[str], out_dir: str, fmt: str = "same", 
         for note in notes:  # once a job (the job's setting, no image's)
             log(f"warning: {note}")
         looks = set()  # (the inputs whose image was warned of: drawn first on the --preview)
-        summary, planned = _run(enhancer, job, files, mine, found, fmt, workers, progress, log, start, given, looks,
-                                of_model)  # fmt: skip
+        summary, planned = _run(enhancer, job, files, mine, fmt, workers, progress, log, start, given, looks, of_model)
         summary.records = _in_input_order(summary.records, files)
         summary.resumed_by = resumed_by(command, "enhance_files()")
         summary.notes, summary.cwd = notes + ([of_model.note] if of_model and of_model.note else []), ran_in
@@ -843,10 +841,10 @@ def _replaces(path: str, read: list[str], planned) -> str | None:
     return None
 
 
-def _run(enhancer, job: JobFolder, files, mine: list[bool] | None, found: int, fmt: str, workers: int, progress: bool,
+def _run(enhancer, job: JobFolder, files, mine: list[bool] | None, fmt: str, workers: int, progress: bool,
          log, start: float, given: dict[str, GivenCentres], looks: set[str], of_model: _JobNote | None):  # fmt: skip
     """The job proper: plan, skip what is done, then read -> network -> write, pipelined.
-    ``mine``: which of ``files`` are the shard's (None: no shard), ``found`` of them (as the job's
+    ``mine``: which of ``files`` are the shard's (None: no shard), ``job.found`` of them (as the job's
     ledger recorded them starting: counted once, the summary's count cannot differ from it).
     ``given``: the ROI centres given for inputs (by path). ``looks`` gets the inputs read whose
     image was warned of (looks inverted, a spine in doubt, too little contrast), not those with
@@ -858,7 +856,8 @@ def _run(enhancer, job: JobFolder, files, mine: list[bool] | None, found: int, f
         return given[f.path].record() if f.path in given else None
 
     description = _description(job.settings)
-    summary = BatchSummary(found=found, shard=job.shard, found_all=len(files), dry_run=job.read_only, busy=job.busy)
+    summary = BatchSummary(found=job.found, shard=job.shard, found_all=len(files), dry_run=job.read_only,
+                           busy=job.busy)  # fmt: skip
     todo, planned = [], []
     try:  # planning a large archive on a network share takes a while: Ctrl-C (SIGTERM) there too
         # (resolved afresh: the job's resolver holds the links as they were before the model loaded, minutes
@@ -872,9 +871,9 @@ def _run(enhancer, job: JobFolder, files, mine: list[bool] | None, found: int, f
         # (write._part_stem)
         job.remove_stale_parts(out for _, out in planned)  # (in the folder it holds)
         for f, out in planned:
-            state, why = job.state(f.path, out, centres(f), f.photometric)
-            if state == "done":
-                summary.records.append(FileRecord(f.path, out, "skipped", warnings=job.warnings_of(out)))
+            state, why, warned = job.verdict(f.path, out, centres(f), f.photometric)
+            if state == "done":  # (with what the run that made it warned of its image)
+                summary.records.append(FileRecord(f.path, out, "skipped", warnings=warned))
             elif state == "refuse":  # a missing input is said missing, not as a clash with what its output path
                 # holds (an @list's relative paths run from another folder: 'holds the output of another input')
                 why = input_problem(f) or f"{f.path}: {why}"

@@ -1225,6 +1225,7 @@ class JobFolder:
         self.shard = shard
         self.read_only = read_only
         self.busy = False
+        self.found = found  #: the inputs the run found (its part), as given; None where not given
         self.notes: list[str] = []  # what the job should say before it runs (a side file replaced)
         self._job_file, self._ledger_file, self._lock_file = job_files(job)
         if shard is not None:
@@ -1595,7 +1596,17 @@ class JobFolder:
 
     def state(self, input_path: str, out: str, centres: list[float] | None = None,
               photometric: str | None = None) -> tuple[str, str | None]:  # fmt: skip
-        """What to do with ``out``: ("new" | "done" | "redo", None), or ("refuse", why). ``centres``:
+        """What to do with ``out``: ("new" | "done" | "redo", None), or ("refuse", why)
+        (:meth:`verdict`, without the warnings)."""
+        what, why, _ = self.verdict(input_path, out, centres, photometric)
+        return what, why
+
+    def verdict(self, input_path: str, out: str, centres: list[float] | None = None,
+                photometric: str | None = None) -> tuple[str, str | None, list[str]]:  # fmt: skip
+        """What to do with ``out``: ("new" | "done" | "redo", None), or ("refuse", why), and, where it
+        is done, the warnings the run that made it gave of its image, as its ledger line keeps them
+        (:meth:`finished`; none where it gave none, or was an xvertfast before lines kept them): read
+        from the one entry looked up, for the report of a resume that skips it. ``centres``:
         the ROI centres given for the input (None: those found), and ``photometric``: the polarity an
         @list gives it (None: untagged), which the output must have been made with to be done
         (:meth:`finished`): a tag added after a run warned "looks inverted" redoes it; a line that
@@ -1606,19 +1617,20 @@ class JobFolder:
         exists = self.exists(out)
         blocked = _in_the_way(self.out_dir, out, exists, self._clear, look)
         if blocked is not None:
-            return "refuse", blocked
+            return "refuse", blocked, []
         if not exists:
-            return "new", None
-        entry = self._ledger.get(self._rel(out))
+            return "new", None, []
+        rel = self._rel(out)
+        entry = self._ledger.get(rel)
         if entry is None and self._legacy:  # written by that earlier job: done, as it would have said
             self.finished(input_path, out, file_state(input_path), adopted=True, photometric=_UNTOLD)
-            entry = self._ledger[self._rel(out)]
+            entry = self._ledger[rel]
         if entry is None:
             ledgers = os.path.join(self.out_dir, job_files(self.job)[1])
             if self._other_ledgers:
                 ledgers = f"{ledgers} nor its shards' ledgers beside it"
             return "refuse", (f"{out} exists and was not written by xvertfast {self.job} (not in {ledgers}): it is "
-                              "left alone; move it away or use another output folder")  # fmt: skip
+                              "left alone; move it away or use another output folder"), []  # fmt: skip
         stat = file_state(input_path)
         if entry.get("input") != (identity := self._real_paths(input_path)):
             if _moved_here(entry.get("input"), entry.get("stat"), identity, stat):
@@ -1626,18 +1638,19 @@ class JobFolder:
                     # path (with what it was made with), so that a later edit there is redone, not refused
                     self.finished(input_path, out, stat, adopted=True, centres=entry.get("centres"),
                                   warnings=entry.get("warnings"), photometric=entry.get("photometric", _UNTOLD))  # fmt: skip
-                    entry = self._ledger[self._rel(out)]
+                    entry = self._ledger[rel]
             elif not self.overwrite:
                 return "refuse", (f"{out} holds the output of another input, {entry.get('input')} "
-                                  f"({asked('overwrite', True)} replaces it)")  # fmt: skip
+                                  f"({asked('overwrite', True)} replaces it)"), []  # fmt: skip
         finished = entry.get("state") == "done" and entry.get("settings") == self.key
         # (a line without a polarity, an older xvertfast's or an adopted one, was made as listed now:
         # older versions read inputs with their tag too, and a whole tagged archive was redone for nothing)
         tag = _tag(photometric)
         made_as_asked = entry.get("centres") == centres and _tag(entry.get("photometric", tag)) == tag
         if finished and entry.get("stat") == stat and made_as_asked and not self.overwrite:
-            return "done", None
-        return "redo", None
+            warnings = entry.get("warnings")
+            return "done", None, [w for w in warnings if isinstance(w, str)] if isinstance(warnings, list) else []
+        return "redo", None, []
 
     def remove_stale_parts(self, outs) -> int:
         """:func:`~xvertfast.io.write.remove_stale_parts` of ``outs`` in the folder the job holds,
@@ -1651,12 +1664,6 @@ class JobFolder:
         leads now: by the path, another job's files in a folder swapped in (``ln -sfn c2 latest``)
         were taken for outputs of an earlier version in this one, and recorded in its ledger."""
         return _mode(out, False, self._dir_fd, os.path.abspath(self.out_dir)) is not None
-
-    def warnings_of(self, out: str) -> list[str]:
-        """The warnings the run that made ``out`` gave of its image, as its ledger line keeps them
-        (:meth:`finished`); none where it gave none, or was an xvertfast before lines kept them."""
-        warnings = (self._ledger.get(self._rel(out)) or {}).get("warnings")
-        return [w for w in warnings if isinstance(w, str)] if isinstance(warnings, list) else []
 
     def recorded(self, out: str) -> bool:
         """Whether the ledger names ``out`` (written, or started, by a job of this kind)."""
@@ -1712,7 +1719,7 @@ class JobFolder:
         """Called once ``out`` is complete; ``stat``: the input's, as it was planned from;
         ``warnings``: what the job warned of the image as it made ``out`` (looks inverted, ...), kept
         on its line (where any) so that a later run that skips it as done can report them
-        (:meth:`warnings_of`): its --report listed such an input without them;
+        (:meth:`verdict`): its --report listed such an input without them;
         ``centres``: the ROI centres it was made at where they were given (not the ones found):
         a job settings file records none of them (a CSV edited for a few images is no other job),
         so each output's line does, and :meth:`state` redoes it where they change; ``photometric``
