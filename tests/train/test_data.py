@@ -616,6 +616,7 @@ def test_a_damaged_file_of_a_linked_or_private_cache_says_what_to_delete_where_i
     """Each damaged cache file's fix-it text named RUN_DIR/cache: "deleting RUN_DIR/cache redoes every image",
     which for crops in RUN_DIR/private-cache redoes nothing (it is always looked in), and for a link to a
     shared cache deletes the link, or, followed, other runs' crops; a read-only one's file the user cannot delete."""
+    from xvertfast._text import cli_running
     from xvertfast.io.errors import DamagedFileError
 
     data, shared = write_images(tmp_path / "data", n=2, size=48), tmp_path / "shared"
@@ -637,8 +638,10 @@ def test_a_damaged_file_of_a_linked_or_private_cache_says_what_to_delete_where_i
     load_rois([str(data)], cache, 32, log=lambda m: None, private=private)
     mine = [p for p in glob.glob(os.path.join(private, "*.npy")) if not os.path.basename(p).startswith("rois-")]
     said = damaged(mine[0])  # img1's crops, in the private cache
-    assert f"delete it and run the same command again (the image is preprocessed again; deleting {private} " \
+    assert f"delete it and call train() again the same way (the image is preprocessed again; deleting {private} " \
            "redoes every image there)" in said and f"deleting {cache}" not in said, said
+    with cli_running(["output"]):  # (the CLI's user is told of the command, a Python caller of train())
+        assert "delete it and run the same command again (the image is preprocessed again" in damaged(mine[0])
     os.remove(mine[0])
     load_rois([str(data)], cache, 32, log=lambda m: None, private=private)  # (made again, into the private cache)
     theirs = glob.glob(os.path.join(cache, "*.npy"))
@@ -646,7 +649,7 @@ def test_a_damaged_file_of_a_linked_or_private_cache_says_what_to_delete_where_i
     assert said.startswith(f"{theirs[0]}: "), said
     assert (f"have it deleted by whoever may write there (it is {shared.resolve() / os.path.basename(theirs[0])}: "
             f"{cache} is a link), or remove the link {cache} (the run then preprocesses into a cache of its own), "
-            "and run the same command again (the image is preprocessed again)") in said, said
+            "and call train() again the same way (the image is preprocessed again)") in said, said
     os.remove(theirs[0])  # (as whoever may write there)
     monkeypatch.undo()
     load_rois([str(data)], cache, 32, log=lambda m: None, private=private)

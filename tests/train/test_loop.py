@@ -936,7 +936,9 @@ def test_damaged_stage_data_is_named_with_what_to_do(tmp_path, capsys):
     train([str(data)], str(run), CONFIG, stop_after_epochs=5, **quiet)  # one epoch into stage 2
     (path,) = run.glob("stage2_data-*.npy")
     path.write_bytes(path.read_bytes()[:-100])  # cut short
-    with pytest.raises(DamagedFileError, match=f"^{path}: damaged cache file: .*delete it and run the same command"):
+    # (a Python caller is told of train(), the CLI's user of the command: the words of each)
+    with pytest.raises(DamagedFileError, match=f"^{path}: damaged cache file: .*delete it and call train\\(\\) again "
+                                               "the same way .it is made again"):  # fmt: skip
         train([str(data)], str(run), CONFIG, resume=True, **quiet)
     argv = ["train", str(data), "-o", str(run), "--resume", "--stages", "2", "--epochs-gc", "2", "--epochs-joint", "2",
             "--batch-size", "2", "--width", "4", "--depth", "2", "--roi-size", "32", "--val-fraction", "0.34",
@@ -944,6 +946,7 @@ def test_damaged_stage_data_is_named_with_what_to_do(tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert f"\nerror: {path}: damaged cache file" in err and "Traceback" not in err
+    assert "delete it and run the same command again (it is made again" in err, err
     path.unlink()  # as the message says: made again, the run ends as an uninterrupted one
     resumed = train([str(data)], str(run), CONFIG, resume=True, **quiet)
     a, b = weights(full), weights(resumed)

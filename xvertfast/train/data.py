@@ -40,6 +40,7 @@ from xvertfast.ops.wls import check_parameters
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.preprocess import WORKING_HEIGHT, image_warnings, preprocess
 from xvertfast.preprocess.centres import GivenCentres, centres_of_inputs, spine_at
+from xvertfast.train.run_folder import run_again
 
 __all__ = ["NoReadableImage", "RoiSet", "load_rois", "open_pairs", "random_patches", "read_cached",
            "remove_other_sets", "shift_augment", "split_by_image", "torch_seed", "write_array"]
@@ -112,11 +113,11 @@ class RoiSet:
         return RoiSet(self.pairs, self.rows[keep], self.image[keep], self.sources)
 
 
-def open_pairs(path: str, shape: tuple[int, ...] | None = None,
-               remedy: str = "delete it and run the same command again") -> torch.Tensor:  # fmt: skip
+def open_pairs(path: str, shape: tuple[int, ...] | None = None, remedy: str | None = None) -> torch.Tensor:
     """A ``.npy`` file of ROI pairs as a tensor over a copy-on-write memory map (pages are read
-    when used and writes never reach the file); checked as :func:`read_cached` does."""
-    return torch.from_numpy(read_cached(path, shape, remedy, mmap=True))
+    when used and writes never reach the file); checked as :func:`read_cached` does. ``remedy``
+    None: delete it and start the run again."""
+    return torch.from_numpy(read_cached(path, shape, remedy or f"delete it and {run_again()}", mmap=True))
 
 
 def read_cached(path: str, shape: tuple[int, ...] | None, remedy: str | Callable[[], str],
@@ -356,8 +357,8 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
             for path, source in zip(files, sources):
                 def remedy(path=path, source=source) -> str:  # (made only for a damaged file: two lstats and a
                     # realpath an image, 40k for an archive on NFS, went into texts never said)
-                    return (f"it held the crops of {source}: {_deleting(path, cache_dir, into == cache_dir)} and run "
-                            "the same command again (the image is preprocessed again" +
+                    return (f"it held the crops of {source}: {_deleting(path, cache_dir, into == cache_dir)} and "
+                            f"{run_again()} (the image is preprocessed again" +
                             ("" if _in_link(path, cache_dir) else f"; deleting {os.path.dirname(path)} redoes every "
                              "image there") + ")")  # fmt: skip
                 yield read_cached(path, (per_image, 2, roi_size, roi_size), remedy)
@@ -369,8 +370,8 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
         with tqdm(total=len(files), desc="gathering the ROIs", unit="image", disable=not progress, leave=False) as bar:
             write_array(gathered, (per_image * len(files), 2, roi_size, roi_size), crops(bar))
     held = list(dict.fromkeys(os.path.dirname(path) for path in files))  # (the folders, in order, once)
-    remedy = (f"it held the training ROIs of every image: {_deleting(gathered, cache_dir, into == cache_dir)} and run "
-              f"the same command again (it is gathered again from the images' crops in "
+    remedy = (f"it held the training ROIs of every image: {_deleting(gathered, cache_dir, into == cache_dir)} and "
+              f"{run_again()} (it is gathered again from the images' crops in "
               f"{' and '.join(held)})")  # fmt: skip
     data = RoiSet.mapped(gathered, torch.arange(len(sources)).repeat_interleave(per_image), sources, roi_size, remedy)
     data.key, data.centres, data.found, data.skipped, data.digests = key, centres, len(found), skipped, digests

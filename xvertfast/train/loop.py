@@ -60,7 +60,8 @@ from xvertfast.train.run_folder import (CHECKPOINT_FILE, COMMAND_FILE, INTERRUPT
                                         Progress, forget_linked_crops, has_finished_epochs, held_by_another,
                                         latest_state, position,
                                         preprocessing_kept, reading, record_command, record_stop,
-                                        recording_linked_crops, started_command, stopped_by, storable_state, to_go_on)
+                                        recording_linked_crops, run_again, started_command, stopped_by, storable_state,
+                                        to_go_on)
 
 __all__ = ["DiskFull", "TrainConfig", "TrainingDiverged", "has_finished_epochs", "train"]
 
@@ -426,8 +427,8 @@ _STAGE_DATA = re.compile(r"stage[0-9]+_data-[0-9a-f]{16}\.npy")
 def _stage_data_remedy(path: str) -> str:
     """What to do about a damaged ``stage{k}_data-*.npy`` (:func:`_stage_inputs`)."""
     name = os.path.basename(path).split("_data")[0]
-    return (f"it held {name}'s training data: delete it and run the same command again (it is made again from the "
-            "earlier stage's weights)")  # fmt: skip
+    return (f"it held {name}'s training data: delete it and {run_again()} (it is made again from the earlier "
+            "stage's weights)")  # fmt: skip
 
 
 def _stage_inputs(k: int, stages: list[XVertNetStage], rois: RoiSet, run_dir: str, config: TrainConfig,

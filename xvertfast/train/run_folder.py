@@ -19,8 +19,8 @@ from xvertfast._text import from_cli
 __all__ = ["CHECKPOINT_FILE", "COMMAND_FILE", "INTERRUPTED", "LINKED_CROPS", "LOCK_FILE", "PRIVATE_CACHE", "Progress",
            "cached_images", "crop_folders", "finite_or_null", "forget_linked_crops", "has_finished_epochs", "held_by_another",
            "latest_state", "position", "preprocessing_kept", "reading", "record_command",
-           "record_stop", "recording_linked_crops", "run_crops", "start_unrecorded", "started_command", "stopped_by",
-           "storable_state", "to_go_on"]  # fmt: skip
+           "record_stop", "recording_linked_crops", "run_again", "run_crops", "start_unrecorded", "started_command",
+           "stopped_by", "storable_state", "to_go_on"]  # fmt: skip
 
 #: Held (flock) while a run trains in RUN_DIR: a second ``train`` there is refused, not left to
 #: mix its epochs with the first's.
@@ -72,8 +72,7 @@ def to_go_on(resumed: bool, lr: float | None = None, lr_given: bool = False) -> 
     train()'s arguments: it has no command to add options to."""
     if not from_cli():
         setting = ([] if resumed else ["resume=True"]) + ([] if lr is None else [f"lr={lr:g} in its TrainConfig"])
-        return f"call train() again with {' and '.join(setting)} to go on" if setting else \
-            "call train() again the same way to go on"
+        return f"call train() again with {' and '.join(setting)} to go on" if setting else f"{run_again()} to go on"
     adding = "" if resumed else "--resume"
     if lr is not None and not lr_given:
         adding += f" --lr {lr:g}"
@@ -83,7 +82,14 @@ def to_go_on(resumed: bool, lr: float | None = None, lr_given: bool = False) -> 
         return f"add {adding} to the same command and {change} to go on"
     if change:
         return f"{change} in the same command to go on"
-    return f"add {adding} to the same command to go on" if adding else "run the same command again to go on"
+    return f"add {adding} to the same command to go on" if adding else f"{run_again()} to go on"
+
+
+def run_again() -> str:
+    """How a run is started again as it was, in its caller's words: "run the same command again" from
+    the CLI, "call train() again the same way" from Python, which has no command (a damaged cache
+    file's fix-it text told a Python caller of one)."""
+    return "run the same command again" if from_cli() else "call train() again the same way"
 
 
 @dataclass
