@@ -1722,6 +1722,22 @@ def test_a_dicom_whose_rows_is_short_of_its_pixel_data_is_read_as_its_header_say
                          f"(check the image: where they are its bottom, its Rows (0028,0010) should be {shape[0]})"]
 
 
+def test_a_dicom_whose_pixel_data_hold_frames_its_header_does_not_say_is_read_from_the_first_saying_so(tmp_path, seed):
+    # two frames under a header without NumberOfFrames: the first read under pydicom's "... contains 128
+    # bytes of excess padding to be removed", nothing of the second
+    values = np.random.default_rng(seed).integers(0, 4096, size=(2, 8, 8))
+    ds = make_dicom(tmp_path / "full.dcm", values[0])
+    ds.PixelData = values.astype("<u2").tobytes()
+    ds.save_as(tmp_path / "f.dcm")
+    rad = read_image(tmp_path / "f.dcm", warn=False)
+    np.testing.assert_array_equal(rad.values, values[0])
+    assert rad.notes == [f"{tmp_path / 'f.dcm'}: its pixel data hold 256 bytes, 8 rows more than its header declares "
+                         "(Columns x Rows 8 x 8, BitsAllocated 16): read as its Rows says, the last 8 rows of the data "
+                         "left out (check the image: where they are its bottom, its Rows (0028,0010) should be 16; "
+                         "where the data are 2 frames, its NumberOfFrames (0028,0008) does not say so: the first is "
+                         "read)"]  # fmt: skip
+
+
 def test_a_dicom_whose_columns_is_short_of_its_pixel_data_is_refused_not_read_sheared(tmp_path, seed):
     # Columns 39 over rows of 40: each row read from where the one before should have gone on, a
     # sheared image, under pydicom's warning of "48 bytes of excess padding to be removed"

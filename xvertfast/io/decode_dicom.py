@@ -910,7 +910,8 @@ def _native_pixels_long(ds, syntax, samples: int, path: str, notes: list[str]) -
     Columns declare: pydicom read the first Rows x Columns values under its own warning ("...
     contains 80 bytes of excess padding to be removed"), which says nothing of the image. Rows
     more are the image's bottom or bytes after it: read as the header says, the data past it
-    dropped, with a note saying how many rows the header leaves out and the Rows they fit.
+    dropped, with a note saying how many rows the header leaves out and the Rows they fit (or, as
+    many as whole frames, the frames that NumberOfFrames does not say).
     Columns more would be read a sheared image (each row shifted against the one above): refused,
     saying the Columns they fit. Other excess bytes (none a whole row or column) are left
     to pydicom's warning: padding after the pixels."""
@@ -930,9 +931,11 @@ def _native_pixels_long(ds, syntax, samples: int, path: str, notes: list[str]) -
     if more:  # (rows first: read as the header says, where a column would be refused)
         ds.PixelData = data[:needed] + b"\0" * (needed % 2)
         last = "the last row" if more == 1 else f"the last {more} rows"
+        frames = f"; where the data are {count(more // rows + 1, 'frame')}, its NumberOfFrames (0028,0008) does not " \
+            "say so: the first is read" if more % rows == 0 else ""  # fmt: skip
         notes.append(f"{path}: its pixel data hold {len(data):,} bytes, {count(more, 'row')} more than its header "
                      f"declares ({of}): read as its Rows says, {last} of the data left out (check the image: where "
-                     f"they are its bottom, its Rows (0028,0010) should be {rows + more})")  # fmt: skip
+                     f"they are its bottom, its Rows (0028,0010) should be {rows + more}{frames})")  # fmt: skip
         return
     wide = cols + next((extra // column for extra in extras if extra % column == 0), 0)
     if wide > cols:
