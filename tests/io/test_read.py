@@ -1738,6 +1738,22 @@ def test_a_dicom_whose_pixel_data_hold_frames_its_header_does_not_say_is_read_fr
                          "read)"]  # fmt: skip
 
 
+def test_zeros_after_a_dicoms_pixels_as_long_as_a_row_and_a_column_are_padding_read_as_before(tmp_path, seed):
+    # as pydicom's MR_small_padded.dcm has them (128 zero bytes after 64 x 64 16-bit values): read under
+    # pydicom's warning of padding, as before, not said to be a row more, nor refused as a wrong Columns
+    values = np.random.default_rng(seed).integers(1, 4096, size=(8, 8))
+    ds = make_dicom(tmp_path / "full.dcm", values)
+    ds.PixelData = ds.PixelData + bytes(16)
+    ds.save_as(tmp_path / "z.dcm")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rad = read_image(tmp_path / "z.dcm", warn=False)
+    np.testing.assert_array_equal(rad.values, values)
+    assert not rad.notes and [str(w.message) for w in caught] == [f"{tmp_path / 'z.dcm'}: The pixel data is 144 bytes "
+                                                                  "long, which indicates it contains 16 bytes of "
+                                                                  "excess padding to be removed"]  # fmt: skip
+
+
 def test_a_dicom_whose_columns_is_short_of_its_pixel_data_is_refused_not_read_sheared(tmp_path, seed):
     # Columns 39 over rows of 40: each row read from where the one before should have gone on, a
     # sheared image, under pydicom's warning of "48 bytes of excess padding to be removed"

@@ -913,8 +913,9 @@ def _native_pixels_long(ds, syntax, samples: int, path: str, notes: list[str]) -
     dropped, with a note saying how many rows the header leaves out and the Rows they fit (or, as
     many as whole frames, the frames that NumberOfFrames does not say).
     Columns more would be read a sheared image (each row shifted against the one above): refused,
-    saying the Columns they fit. Other excess bytes (none a whole row or column) are left
-    to pydicom's warning: padding after the pixels."""
+    saying the Columns they fit. Other excess bytes (none a whole row or column, or all zeros, as
+    pydicom's MR_small_padded.dcm has a row's worth) are left to pydicom's warning: padding after
+    the pixels."""
     element = ds["PixelData"] if "PixelData" in ds else None
     if samples != 1 or element is None or element.is_undefined_length or getattr(syntax, "is_compressed", False):
         return
@@ -923,6 +924,8 @@ def _native_pixels_long(ds, syntax, samples: int, path: str, notes: list[str]) -
     if allocated % 8 or not needed or needed != rows * cols * allocated // 8:  # (1-bit words are packed)
         return
     data = element.value or b""
+    if not data[needed:].strip(b"\0"):  # (zeros after the image: padding, or black rows, nothing lost)
+        return
     padded = len(data) % 2 == 0 and data[-1:] == b"\0"  # (an odd count of bytes padded to an even length?)
     extras = [extra for extra in (len(data) - needed, len(data) - needed - padded) if extra > 0]
     of = f"Columns x Rows {cols} x {rows}, BitsAllocated {allocated}"
