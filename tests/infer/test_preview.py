@@ -142,6 +142,19 @@ def test_enhance_writes_the_preview_of_what_it_wrote(tmp_path, model_dir, seed, 
     assert not (out / "look.png").exists()
 
 
+def test_a_job_with_no_output_to_draw_says_so_not_that_it_has_no_pairs(tmp_path, model_dir, capsys):  # noqa: F811
+    """A job whose every input failed (or that stopped before its first output) said "preview look.png not
+    written: preview: there are no (input, output) pairs to draw", write_preview's words to its Python caller."""
+    src, out, sheet = tmp_path / "in", tmp_path / "out", tmp_path / "look.png"
+    src.mkdir()
+    (src / "bad.png").write_bytes(b"")
+    assert main(["enhance", str(src), "-o", str(out), "--model", str(model_dir), "-q", "--preview", str(sheet)]) == 1
+    err = capsys.readouterr().err
+    assert (f"warning: preview {sheet} not written: no input has an output to draw (none was enhanced, by this run "
+            "or one before)") in err, err
+    assert "pairs" not in err and not sheet.exists()
+
+
 def test_two_inputs_of_one_name_are_labelled_by_their_paths(tmp_path, model_dir, seed, monkeypatch):  # noqa: F811
     # p1/IM1.png and p2/IM1.png were both labelled "IM1.png" on the contact sheet
     import os

@@ -815,6 +815,10 @@ def _write_side_files(summary: BatchSummary, planned, enhancer, settings: dict, 
 
         status = {r.input: r.status for r in summary.records}
         shown = [(f, out) for f, out in planned if status.get(f.path) in ("done", "skipped")]  # job order
+        if not shown:  # (stopped before its first output, or every input failed: write_preview's "no pairs" said less)
+            log(f"warning: preview {preview} not written: no input has an output to draw (none was enhanced, "
+                "by this run or one before)")  # fmt: skip
+            return
         try:  # labelled by the path below the folder given: p1/IM1.dcm and p2/IM1.dcm are told apart
             write_preview([(f.path, out) for f, out in shown], preview, labels=[f.rel for f, _ in shown],
                           photometrics=[f.photometric for f, _ in shown],
