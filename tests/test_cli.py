@@ -750,18 +750,22 @@ def test_an_input_missing_from_the_roi_file_names_the_roi_file(tmp_path, capsys)
 def test_export_leaves_files_it_finds_alone_without_overwrite(tmp_path, capsys):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxscript")
+    from xvertfast.model import XVertNet, XVertNetStage, save_model
+
+    # two stages as small as they come: the shipped model's export took twice as long, for nothing checked here
+    model = str(save_model(XVertNet([XVertNetStage(2, 1), XVertNetStage(2, 1)]).eval(), tmp_path / "model"))
     out = tmp_path / "x"
     out.mkdir()
     (out / "stage1.onnx").write_text("my precious")
-    assert main(["export", "default", "-o", str(out)]) == 2
+    assert main(["export", model, "-o", str(out)]) == 2
     assert "already holds stage1.onnx: add --overwrite (overwrite=True in Python)" in capsys.readouterr().err
     assert (out / "stage1.onnx").read_text() == "my precious" and not (out / "stage2.onnx").exists()
     other = tmp_path / "y"
     other.mkdir()
     (other / "stage3.onnx").write_text("mine too")  # a 2-stage export would remove a deeper model's stage3
-    assert main(["export", "default", "-o", str(other)]) == 2
+    assert main(["export", model, "-o", str(other)]) == 2
     assert "already holds stage3.onnx" in capsys.readouterr().err and (other / "stage3.onnx").exists()
-    assert main(["export", "default", "-o", str(out), "--overwrite"]) == 0
+    assert main(["export", model, "-o", str(out), "--overwrite"]) == 0
     assert (out / "stage1.onnx").read_bytes() != b"my precious"
 
 
