@@ -266,12 +266,34 @@ def test_an_error_putting_the_report_in_place_says_the_reason_alone_of_its_kind_
     with pytest.raises(OSError) as raised:
         _report_files._put_in_place(str(parts), str(out), [])
     said = (f"{out}: the report could not be put in place (scores.csv: {os.strerror(error)}); "
-            "none of the files there was changed; the same command writes it again")
+            "none of the files there was changed; call write_report() again the same way to write it")  # (Python)
     # (a copy, as a process pool hands one back, kept its message but lost its errno: a full disk was no longer one)
     for exc in raised.value, pickle.loads(pickle.dumps(raised.value)), copy.copy(raised.value):
         assert str(exc) == said
         assert exc.errno == error and disk_full(exc) == (error == errno.ENOSPC)
         assert isinstance(exc, PermissionError) == (error == errno.EACCES)
+
+
+def test_evaluate_called_from_python_is_told_to_call_it_again_not_to_run_a_command(tmp_path, seed, monkeypatch):
+    """evaluate() from Python, its report not put in place or an image's scores not recorded (a full
+    disk), said "the same command writes it again" (or "scores the rest"): its caller ran no command."""
+    from tests.eval.test_journal import _full_disk_from
+    from xvertfast.eval.evaluate import evaluate
+    from xvertfast.eval.journal import JOURNAL_FILE
+
+    images, out = write_images(tmp_path / "in", seed, n=1), tmp_path / "rep"
+    run = dict(methods="identity", metrics="entropy", pictures=0, progress=False, log=lambda line: None)
+    with monkeypatch.context() as patch, pytest.raises(OSError) as raised:
+        patch.setattr(os, "fsync", _full_disk_from(out / JOURNAL_FILE, 1))
+        evaluate([str(images)], str(out), **run)
+    assert str(raised.value).endswith("no image was recorded: call evaluate() again the same way to score the rest "
+                                      "once it can write there"), raised.value  # fmt: skip
+    with monkeypatch.context() as patch, pytest.raises(OSError) as raised:
+        fail_moves_into_place(patch, at=1)
+        evaluate([str(images)], str(out), **run)
+    assert str(raised.value).endswith("none of the files there was changed; call evaluate() again the same way to "
+                                      "write it"), raised.value  # fmt: skip
+    assert not parts_left(out)
 
 
 @pytest.mark.parametrize("grid", ["a link to a folder deleted", "a file"])
@@ -515,10 +537,10 @@ def test_every_file_listed_is_drawn_and_none_other(tmp_path, seed, monkeypatch, 
     images, out = write_images(tmp_path / "in", seed, n=2), tmp_path / "rep"
     move, drawn = _report_files._put_in_place, []
 
-    def looked_at(parts, out_dir, grids):
+    def looked_at(parts, out_dir, grids, *rest):
         grid = os.path.join(parts, "grid")  # (none without pictures)
         drawn.append((sorted(os.listdir(parts)), sorted(os.listdir(grid)) if os.path.isdir(grid) else [], grids))
-        return move(parts, out_dir, grids)
+        return move(parts, out_dir, grids, *rest)
 
     monkeypatch.setattr(_report_files, "_put_in_place", looked_at)
     assert main(args(images, out, pictures=pictures)) == 0

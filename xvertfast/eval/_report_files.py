@@ -9,8 +9,8 @@ pictures last, then the new ones moved in, the page last: the files are renamed 
 kill -9 (or a step that fails: a full disk, a file that may not be removed) among them could
 otherwise leave a new scores.csv beside the earlier run's summary and page, one report to a
 reader. Cut there, the folder holds one report's files, incomplete and without
-``report.html`` (the earlier report is gone too: the same command writes the new one, no image
-scored again); the error says so.
+``report.html`` (the earlier report is gone too: the same command, or Python call, writes the new one,
+no image scored again); the error says so.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Callable
 
 from xvertfast._interrupts import deliver, interrupts_deferred
 from xvertfast._pickled_errors import PickledAsRaised, said_alone
-from xvertfast._text import asked
+from xvertfast._text import asked, from_cli
 from xvertfast.io.write import link_to_nowhere
 
 __all__ = ["REPORT_FILES", "ReportInterrupted", "check_grid_folder", "replace_report", "remove_unfinished_reports"]
@@ -85,12 +85,13 @@ def _remove_earlier_grids(folder: str) -> tuple[int, int]:
 
 
 def replace_report(out_dir: str, draw: Callable[[str], list[str]], failed: int,
-                   remove_unfinished: bool = False) -> dict[str, str]:  # fmt: skip
+                   remove_unfinished: bool = False, call: str = "write_report()") -> dict[str, str]:  # fmt: skip
     """Replaces the report in ``out_dir`` with the one ``draw`` writes into the hidden folder it is
     given (returning its grids' paths under it), all or none; returns name -> path. Interrupted,
     raises :class:`ReportInterrupted` (a KeyboardInterrupt), saying which (``failed``: the run's
     failed images, for its message). ``remove_unfinished``: first removes what killed reports
-    left there (:func:`remove_unfinished_reports`; only for a caller that holds the folder's lock)."""
+    left there (:func:`remove_unfinished_reports`; only for a caller that holds the folder's lock).
+    ``call``: the Python call that writes the report again, which a failure names outside the CLI."""
     paths = {name: os.path.join(out_dir, name) for name in REPORT_FILES}
     earlier = os.path.exists(paths["report.html"])
     parts, placed = None, False
@@ -108,7 +109,7 @@ def replace_report(out_dir: str, draw: Callable[[str], list[str]], failed: int,
         # a signal among the moves would leave a mix of two reports' files: held until they are done
         with interrupts_deferred(stopping=False, note=_MOVING) as held:
             try:
-                _put_in_place(parts, out_dir, grids)
+                _put_in_place(parts, out_dir, grids, call)
             except OSError as exc:  # a signal held is still the user's stop (130, 143), said with the error:
                 if held.signal is None:  # raised as the error alone, it exited 2 as if no one had asked to stop
                     raise
@@ -137,14 +138,15 @@ def _cut_by_interrupt(exc: ImportError) -> bool:
     return isinstance(exc.__cause__, KeyboardInterrupt) or isinstance(exc.__context__, KeyboardInterrupt)
 
 
-def _put_in_place(parts: str, out_dir: str, grids: list[str]) -> None:
+def _put_in_place(parts: str, out_dir: str, grids: list[str], call: str = "write_report()") -> None:
     """Replaces the report in ``out_dir`` with the one drawn in ``parts``: removes the earlier
     report's files, its page first, then moves the new ones in (renames in one folder: quick), the
     page last. One by one, so that a kill -9 or a failure between any two leaves one report's files
     and no page, not a new scores.csv beside an earlier page that a reader takes for one report.
     An earlier picture that cannot be removed is a warning (no page links it); any other step that
     fails raises an OSError of its kind and errno naming the folder and the file and saying what
-    the folder holds now. A grid/ that is no folder is refused before any step."""
+    the folder holds now, and what writes the report again: the same command, or from Python ``call``
+    (a Python caller was told of a command it never ran). A grid/ that is no folder is refused before any step."""
     if grids:
         _refuse_a_grid_in_the_way(out_dir)
     removed = left = moved = 0
@@ -169,9 +171,9 @@ def _put_in_place(parts: str, out_dir: str, grids: list[str]) -> None:
             moved += 1
     except OSError as exc:
         why = _failed_on(exc, out_dir)
+        again = "the same command writes it again" if from_cli() else f"call {call} again the same way to write it"
         raise said_alone(None, exc.errno, f"{out_dir}: the report could not be put in place ({why}); "
-                                          f"{_what_is_left(removed, left, moved, total)}; the same command writes it "
-                                          "again") from exc  # fmt: skip
+                                          f"{_what_is_left(removed, left, moved, total)}; {again}") from exc
 
 
 def _grid_in_the_way(out_dir: str, writable: bool = False) -> tuple[int, str] | None:

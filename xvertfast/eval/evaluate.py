@@ -139,7 +139,8 @@ def evaluate(inputs: list[str], out_dir: str, methods=DEFAULT_METHODS, metrics=D
         provenance = run_provenance(journal.settings, built, rois, started, command, argv, arguments, program,
                                     cwd=cwd, rois_file=rois_file)
         # (cut short: ReportInterrupted, every image scored); the lock held, a killed run's leftovers go first
-        paths = write_report(run, out_dir, compare_to, remove_unfinished=True, provenance=provenance)
+        paths = write_report(run, out_dir, compare_to, remove_unfinished=True, provenance=provenance,
+                             call="evaluate()")
     finally:
         journal.close()
     return run, paths

@@ -440,9 +440,9 @@ class Journal:
             done = len(self._done)
             kept = (f"the {count(done, 'image')} recorded before {'is' if done == 1 else 'are'} kept" if done
                     else "no image was recorded")  # fmt: skip
+            again = "the same command scores" if from_cli() else "call evaluate() again the same way to score"
             raise said_alone(None, exc.errno, f"{out_dir}: the scores of {path} could not be recorded ({why}); "
-                                              f"{kept}: the same command scores the rest once it can write "
-                                              "there") from exc  # fmt: skip
+                                              f"{kept}: {again} the rest once it can write there") from exc
         self._done[path] = json.loads(line)
         return self._done[path]["rows"]
 

@@ -895,17 +895,19 @@ def _html(run: EvalRun, markdown_table: str, grids: list[str]) -> str:
 
 
 def write_report(run: EvalRun, out_dir: str, compare_to: str | None = None, *,
-                 remove_unfinished: bool = False, provenance: dict | None = None) -> dict[str, str]:  # fmt: skip
+                 remove_unfinished: bool = False, provenance: dict | None = None,
+                 call: str = "write_report()") -> dict[str, str]:  # fmt: skip
     """Writes every file of the module docstring into ``out_dir``, all or none; returns name -> path.
     Interrupted, raises :class:`ReportInterrupted` (a KeyboardInterrupt), saying which.
     ``remove_unfinished``: first removes what killed reports left there (see
     :func:`remove_unfinished_reports`; only for a caller that holds the folder's lock).
     ``provenance``: how the run was made, as :func:`~xvertfast.eval.evaluate.evaluate` records
     it (its settings, command, ...); the report adds its own part
-    (:func:`~xvertfast.eval.provenance.provenance_record`)."""
+    (:func:`~xvertfast.eval.provenance.provenance_record`). ``call``: the Python call that writes the
+    report again, named by an error outside the CLI (evaluate gives its own: its caller never called this one)."""
     journal = _journal_named(run.journal, out_dir)
     return replace_report(out_dir, lambda folder: _draw(run, folder, compare_to, provenance, journal),
-                          len(run.failed), remove_unfinished)  # fmt: skip
+                          len(run.failed), remove_unfinished, call)  # fmt: skip
 
 
 def _draw(run: EvalRun, folder: str, compare_to: str | None, provenance: dict | None = None,
