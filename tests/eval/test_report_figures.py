@@ -163,6 +163,33 @@ def test_the_box_plots_say_what_their_circles_are(tmp_path, monkeypatch):
     assert said in title, title
 
 
+def test_the_box_plots_mark_the_method_the_others_are_tested_against(tmp_path, monkeypatch):
+    """The tables' marks and differences are against one method (compare_to, the first xvertnet by default),
+    and the box plots drew it as any other: which one it was, a reader of the figure could not tell. Its
+    box is blue and labelled reference, the title says so; a report with no test marks none."""
+    from matplotlib.colors import to_hex
+    from matplotlib.figure import Figure
+
+    from xvertfast.eval.report import write_report
+
+    figures, save = [], Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *args, **kwargs: (figures.append(fig), save(fig, *args, **kwargs)))
+    run = _run(["identity", "clahe", "farbman"], ["entropy", "tenengrad"])
+    for compare_to in ("clahe", None):
+        write_report(run, str(tmp_path / str(compare_to)), compare_to)
+    (tested, untested) = figures
+    said = "blue, labelled reference: clahe, the method the others are tested against"
+    assert said in tested.get_suptitle().replace("\n", " ") and "reference" not in untested.get_suptitle()
+    for fig, reference in ((tested, "clahe"), (untested, None)):
+        for ax in fig.axes:
+            labels = {t.get_text().split("\n")[0]: (t.get_text(), to_hex(t.get_color())) for t in ax.get_xticklabels()}
+            assert [m for m, (text, _) in labels.items() if "\nreference\n" in text] == ([reference] if reference else [])
+            blue = [line for line in ax.lines if to_hex(line.get_color()) == "#1f77b4"]  # (box, whiskers, caps)
+            assert ({round(float(np.mean(line.get_xdata()))) for line in blue}, len(blue)) == (
+                ({2}, 5) if reference else (set(), 0)), [line.get_xdata() for line in blue]
+            assert [m for m, (_, colour) in labels.items() if colour == "#1f77b4"] == ([reference] if reference else [])
+
+
 def test_summary_md_names_the_metrics_alike_in_every_table(tmp_path):
     # the p-value table's columns were the --metrics keys (lpc_si, tmqi), the tables above it the metrics' names
     from xvertfast.eval.report import write_report

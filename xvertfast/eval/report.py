@@ -719,7 +719,14 @@ def _wrap_label(name: str, width: int) -> str:
     return "\n".join(lines)
 
 
-def _boxplots(run: EvalRun, path: str, columns: dict | None = None) -> None:
+#: The box plots' colour of the method the others are tested against (matplotlib's first, "tab:blue").
+_REFERENCE_COLOUR = "#1f77b4"
+
+
+def _boxplots(run: EvalRun, path: str, columns: dict | None = None, reference: str | None = None) -> None:
+    """One panel a metric, one box a method; ``reference``, the method the others are tested against (None:
+    no test), drawn in a colour of its own and labelled so: the tables' marks and differences are against it,
+    and the plots said nothing of which one it is."""
     plt = pyplot()
 
     columns = _columns(run) if columns is None else columns
@@ -732,6 +739,8 @@ def _boxplots(run: EvalRun, path: str, columns: dict | None = None) -> None:
     title = ("Spine ROIs (512×290 at 1024 rows, scaled with the image), all values (no outlier removal); "
              "line: median, triangle: mean, box: quartiles, whiskers: the furthest values within 1.5 × IQR of it, "
              f"circles: values beyond (not the ±{Z_LIMIT:g} σ outliers)")  # fmt: skip
+    if reference in run.methods:
+        title += f"; blue, labelled reference: {reference}, the method the others are tested against"
     title = textwrap.fill(title, int(13 * (width * cols + 0.5)))  # one panel is narrow: its title takes lines
     height = 3.8 * rows + 0.3 * (rows > 1) + 0.17 * title.count("\n")  # a 10 pt line: the plots keep their height
     fig, axes = plt.subplots(rows, cols, figsize=(width * cols + 0.5, height), squeeze=False)
@@ -742,8 +751,14 @@ def _boxplots(run: EvalRun, path: str, columns: dict | None = None) -> None:
         data = [d[np.isfinite(d)] for d in data]
         # n under each box: a metric undefined on some ROIs (TMQI on small images) has fewer values
         # wrapped to the room under its box, level: rotated on one line, 40-character labels took the figure
-        labels = [f"{_wrap_label(m, 10)}\nn={len(d)}" for m, d in zip(run.methods, data)]
-        ax.boxplot(data, tick_labels=labels, showmeans=True, whis=1.5)  # as the title says
+        marked = {reference: "reference\n"}
+        labels = [f"{_wrap_label(m, 10)}\n{marked.get(m, '')}n={len(d)}" for m, d in zip(run.methods, data)]
+        drawn = ax.boxplot(data, tick_labels=labels, showmeans=True, whis=1.5)  # as the title says
+        if reference in run.methods:
+            k = run.methods.index(reference)
+            for line in [drawn["boxes"][k], *drawn["whiskers"][2 * k:2 * k + 2], *drawn["caps"][2 * k:2 * k + 2]]:
+                line.set_color(_REFERENCE_COLOUR)
+            ax.get_xticklabels()[k].set_color(_REFERENCE_COLOUR)
         if not any(len(d) for d in data):  # else an empty frame with a made-up axis
             ax.text(0.5, 0.5, "no values", transform=ax.transAxes, ha="center", va="center", color="#777")
             ax.set_yticks([])
@@ -940,7 +955,7 @@ def _draw(run: EvalRun, folder: str, compare_to: str | None, provenance: dict | 
     md += provenance_markdown(made)
     with atomic_write(paths["summary.md"]) as tmp, open(tmp, "w", **_TEXT_FILE) as f:
         f.write(md)
-    _boxplots(run, paths["boxplots.png"], columns)
+    _boxplots(run, paths["boxplots.png"], columns, tested)
     grids = []
     for k, (picture, title) in enumerate(zip(run.pictures, _picture_titles(run.pictures))):
         name = os.path.basename(picture["file"])
