@@ -771,7 +771,7 @@ def test_an_image_that_looks_inverted_gets_a_note(tmp_path, seed, capsys, monkey
             grids.clear()
             assert main(["evaluate", str(src), "-o", str(out), "--methods", "identity", "--metrics", "entropy",
                          "-q"]) == 0  # fmt: skip
-            assert "resumed: 3 image(s)" in capsys.readouterr().err
+            assert "resumed: 3 images scored by an earlier run were taken from" in capsys.readouterr().err
         assert grids.keys() == {"bone_dark.png", "flat.png", "upright.png"}
         assert inverted in grids["bone_dark.png"] and f"warning: {off.split(': ', 1)[1]}" in grids["bone_dark.png"]
         assert "warning: too little contrast" in grids["flat.png"] and grids["upright.png"] == ""

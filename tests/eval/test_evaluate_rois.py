@@ -113,8 +113,8 @@ def test_an_edited_row_rescores_that_image_alone(tmp_path, seed, monkeypatch, ca
     assert main(args) == 0, capsys.readouterr().err
     assert len(calls) == 2  # img1's two ROIs
     err = capsys.readouterr().err
-    assert "resumed: 2 image(s)" in err
-    assert "1 image(s) scored by an earlier run were scored again: their centres in the ROI file changed" in err
+    assert "resumed: 2 images scored by an earlier run were taken from" in err
+    assert "1 image scored by an earlier run was scored again: its centres in the ROI file changed" in err
     again = {k: _rows_of(out, f"img{k}.png") for k in range(3)}
     assert again[0] == first[0] and again[2] == first[2]  # byte-identical
     assert len(again[1]) == 2 and again[1] != first[1]  # its old rows replaced, not kept beside the new

@@ -99,7 +99,7 @@ def test_a_damaged_picture_is_made_again(tmp_path, seed, damage):
     again, said = Counted(), []
     resumed = run(images, tmp_path / "out", again, pictures=2, log=said.append)
     assert again.calls == 1 and len(resumed.pictures) == 2 and resumed.rows == made.rows
-    assert "1 image(s) scored by an earlier run were run again with every method, for their pictures in the report" in said
+    assert "1 image scored by an earlier run was run again with every method, for its picture in the report" in said
 
 
 def test_a_line_cut_short_by_a_kill_is_dropped_and_the_journal_goes_on(tmp_path, seed):
@@ -211,7 +211,7 @@ def test_cli_rerun_resumes_and_restart_rescores(tmp_path, seed, capsys):
     first = (tmp_path / "rep" / "scores.csv").read_bytes()
     capsys.readouterr()
     assert main(args) == 0
-    assert "resumed: 2 image(s)" in capsys.readouterr().err
+    assert "resumed: 2 images scored by an earlier run were taken from" in capsys.readouterr().err
     assert (tmp_path / "rep" / "scores.csv").read_bytes() == first
     rois = tmp_path / "rois.csv"
     rois.write_text("file,upper_row,upper_col,lower_row,lower_col\nimg0.png,110,190,290,190\nimg1.png,110,190,290,190\n")
@@ -304,7 +304,7 @@ def test_cli_rerun_after_a_library_upgrade_is_refused_and_one_installed_since_re
     monkeypatch.undo()
     monkeypatch.setattr(evaluate, "library_versions", lambda: {**versions, "imagecodecs": "2024.1.1", "pydicom": None})
     assert main(args) == 0
-    assert "resumed: 1 image(s)" in capsys.readouterr().err
+    assert "resumed: 1 image scored by an earlier run was taken from" in capsys.readouterr().err
     kept = {**versions, "imagecodecs": "2024.1.1"}  # (pydicom's recorded version: the image before was read with it)
     assert json.loads((out / "provenance.json").read_text())["libraries"] == kept
     with open(out / JOURNAL_FILE) as f:
@@ -333,7 +333,7 @@ def test_cli_rerun_after_a_decoder_upgrade_is_refused_only_where_images_it_decod
     capsys.readouterr()
     moved = {**versions, "pydicom": "3.1.0", "pylibjpeg": "2.1.0", "python-gdcm": "3.2.1", "tifffile": "2025.1.1"}
     monkeypatch.setattr(evaluate, "library_versions", lambda: dict(moved))
-    assert main(args) == 0 and "resumed: 1 image(s)" in capsys.readouterr().err
+    assert main(args) == 0 and "resumed: 1 image scored by an earlier run was taken from" in capsys.readouterr().err
     assert json.loads((out / "provenance.json").read_text())["libraries"] == moved  # the versions now: none read a PNG
     monkeypatch.setattr(evaluate, "library_versions", lambda: {**moved, "pillow": "12.0.0"})
     assert main(args) == 2 and "pillow '11.0.0' -> '12.0.0'" in capsys.readouterr().err  # Pillow decodes PNG
@@ -480,7 +480,7 @@ def test_a_method_added_is_scored_alone_and_one_dropped_leaves_the_rest(tmp_path
     grown = run_methods(images, tmp_path / "r", {"identity": identity, "clahe": kept, "more": added}, log=said.append)
     assert (first.calls, kept.calls, added.calls) == (4, 0, 4)
     assert grown.rows == fresh.rows and grown.images == 4  # same rows, in the same order, as scored together
-    assert any("more added, scored on the 4 image(s) done" in s for s in said), said
+    assert any("more added, scored on the 4 images done" in s for s in said), said
     again = Counted()
     assert run_methods(images, tmp_path / "r", {"identity": identity, "clahe": Counted(), "more": again}).rows == fresh.rows
     assert again.calls == 0  # the completed images were journalled whole
@@ -510,8 +510,8 @@ def test_a_pictured_image_is_run_whole_when_a_method_is_added(tmp_path, seed):
                         log=said.append)  # fmt: skip
     assert (kept.calls, added.calls) == (1, 3) and set(grown.pictures[0]["crops"]) == {"identity", "clahe", "more"}
     # "2 image(s) ... scored for the methods added alone" of 3 done: the third was said nowhere
-    assert "2 image(s) scored by an earlier run were scored for the methods added alone" in said, said
-    assert "1 image(s) scored by an earlier run were run again with every method, for their pictures in the report" in said
+    assert "2 images scored by an earlier run were scored for the methods added alone" in said, said
+    assert "1 image scored by an earlier run was run again with every method, for its picture in the report" in said
 
 
 def test_a_kill_while_adding_a_method_resumes(tmp_path, seed):
@@ -545,8 +545,8 @@ def test_cli_a_method_added_to_a_report_scores_it_alone(tmp_path, seed, capsys):
     capsys.readouterr()
     assert main([*args, "-o", str(tmp_path / "rep"), "--methods", "identity,clahe,farbman"]) == 0
     err = capsys.readouterr().err
-    assert "farbman added, scored on the 2 image(s) done" in err
-    assert "2 image(s) scored by an earlier run were scored for the methods added alone" in err
+    assert "farbman added, scored on the 2 images done" in err
+    assert "2 images scored by an earlier run were scored for the methods added alone" in err
     assert main([*args, "-o", str(tmp_path / "fresh"), "--methods", "identity,clahe,farbman"]) == 0
     assert (tmp_path / "rep" / "scores.csv").read_bytes() == (tmp_path / "fresh" / "scores.csv").read_bytes()
     assert (tmp_path / "rep" / "summary.csv").read_bytes() == (tmp_path / "fresh" / "summary.csv").read_bytes()
@@ -657,7 +657,7 @@ def test_a_metric_added_is_scored_alone_and_one_dropped_leaves_the_rest(tmp_path
     # the methods run again (their outputs are not kept) but only the metric added is computed
     assert (counted["entropy"].calls, counted["tenengrad"].calls, method.calls) == (0, 4 * 2 * 2, 4)
     assert grown.rows == fresh.rows and grown.images == 4  # same rows, same order, as scored together
-    assert any("tenengrad added, scored on the 4 image(s) done" in s for s in said), said
+    assert any("tenengrad added, scored on the 4 images done" in s for s in said), said
     idle = Counted()
     assert run_metrics(images, tmp_path / "r", ["entropy", "tenengrad"], idle).rows == fresh.rows
     assert idle.calls == 0 and counted["tenengrad"].calls == 16  # the completed images were journalled whole
@@ -724,8 +724,8 @@ def test_cli_a_metric_added_to_a_report_scores_it_alone(tmp_path, seed, capsys):
     capsys.readouterr()
     assert main([*args, "-o", str(tmp_path / "rep"), "--metrics", "entropy,tenengrad"]) == 0
     err = capsys.readouterr().err
-    assert "tenengrad added, scored on the 2 image(s) done" in err and "--restart" not in err
-    assert "2 image(s) scored by an earlier run were scored for the metrics added alone" in err
+    assert "tenengrad added, scored on the 2 images done" in err and "--restart" not in err
+    assert "2 images scored by an earlier run were scored for the metrics added alone" in err
     assert main([*args, "-o", str(tmp_path / "fresh"), "--metrics", "entropy,tenengrad"]) == 0
     for name in ("scores.csv", "summary.csv"):
         assert (tmp_path / "rep" / name).read_bytes() == (tmp_path / "fresh" / name).read_bytes()

@@ -658,7 +658,7 @@ def test_another_tools_outputs_added_to_a_report_and_dropped_again(tmp_path, see
     assert all(got[(f, roi, "tool")] == got[(f, roi, "clahe")] for f, roi, _ in before)
     shutil.rmtree(tool)
     assert main([*args, "--methods", "identity,clahe"]) == 0
-    assert "resumed: 2 image(s)" in capsys.readouterr().err and scores(out) == before
+    assert "resumed: 2 images scored by an earlier run were taken from" in capsys.readouterr().err and scores(out) == before
 
 
 def test_inputs_of_one_name_with_outputs_of_another_spelling_of_their_extension_are_scored(tmp_path, seed):
@@ -730,7 +730,7 @@ def test_a_colour_output_is_scored_as_its_luminance_with_a_note(tmp_path, seed, 
     assert f"- 2 images {said} (e.g. {src / 'a.png'}, {src / 'b.png'})" in summary, summary
     assert "c.png" not in summary.split("## Notes")[1].split("\n## ")[0]
     assert _evaluate_outputs(src, out, tool) == 0  # resumed: said from the journal, as the metrics' notes are
-    assert "resumed: 3 image(s)" in capsys.readouterr().err
+    assert "resumed: 3 images scored by an earlier run were taken from" in capsys.readouterr().err
     assert f"- 2 images {said} (e.g. {src / 'a.png'}, {src / 'b.png'})" in (out / "summary.md").read_text()
     assert main(["evaluate", str(src), "-o", str(out), "--methods", f"identity,outputs={tool}", "--metrics",
                  "entropy,tenengrad", "--pictures", "0", "-q"]) == 0  # fmt: skip

@@ -399,15 +399,16 @@ def run_protocol(inputs: list[str], methods: dict, metrics: list[str], roi_centr
     if depths:  # (not logged: the command prints the summary's notes, this one first, once the report is made)
         run.notes.insert(0, depths)  # before the images' own notes: it concerns a whole row of the tables
     if resumed:
-        log(f"resumed: {resumed} image(s) scored by an earlier run were taken from {journal.path}")
+        log(f"resumed: {_scored_before(resumed)} taken from {journal.path}")
     if moved:
-        log(f"{moved} image(s) scored by an earlier run were scored again: their centres in the ROI file changed")
+        log(f"{_scored_before(moved)} scored again: {'its' if moved == 1 else 'their'} centres in the ROI file "
+            "changed")  # fmt: skip
     if completed:
         what = " and ".join(k for k in ("methods", "metrics") if k in grown)
-        log(f"{completed} image(s) scored by an earlier run were scored for the {what} added alone")
+        log(f"{_scored_before(completed)} scored for the {what} added alone")
     if whole:
-        log(f"{whole} image(s) scored by an earlier run were run again with every method, for their pictures in the "
-            "report")  # fmt: skip
+        pictures = "its picture" if whole == 1 else "their pictures"
+        log(f"{_scored_before(whole)} run again with every method, for {pictures} in the report")
     if said > WARNED_LISTED:
         log(f"{count(said - WARNED_LISTED, 'further note')} not shown as they came: the run's notes keep them (the "
             "report's summary.md)")  # fmt: skip
@@ -600,10 +601,16 @@ def _other_files(methods: dict, source: InputFile) -> list[str] | None:
         return None
 
 
+def _scored_before(n: int) -> str:
+    """``n`` images "scored by an earlier run was/were", as a rerun's log lines begin: "1 image(s) ... were"
+    read as a form, not as a sentence."""
+    return f"{count(n, 'image')} scored by an earlier run {'was' if n == 1 else 'were'}"
+
+
 def _changes_said(kind: str, added: list, dropped: list, back: list, done: int, path: str) -> str:
     """The log line of a rerun whose ``kind`` ("methods", "metrics") changed since the journal
     at ``path`` began: those added, given back and dropped."""
-    parts = [f"{', '.join(added)} added, scored on the {done} image(s) done" if added else "",
+    parts = [f"{', '.join(added)} added, scored on the {count(done, 'image')} done" if added else "",
              f"{', '.join(back)} back, with the scores kept when dropped" if back else "",
              f"{', '.join(dropped)} dropped (its scores stay in the journal, for a rerun that gives it again)"
              if dropped else ""]  # fmt: skip
