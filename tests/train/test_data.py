@@ -114,11 +114,11 @@ def test_an_image_that_looks_inverted_is_named_once(tmp_path):
     Image.fromarray(255 - upright).save(data / "img1.png")
     said = []
     load_rois([str(data)], str(tmp_path / "cache"), 32, log=said.append)
-    said = [line for line in said if " enlarged more than " not in line]  # (80 px test images: 12.8x)
-    assert len(said) == 1 and "img1.png: looks inverted" in said[0] and said[0].startswith("warning:")
+    inverted = [line for line in said if " enlarged more than " not in line]  # (80 px test images: 12.8x)
+    assert len(inverted) == 1 and "img1.png: looks inverted" in inverted[0] and inverted[0].startswith("warning:")
     again = []
-    load_rois([str(data)], str(tmp_path / "cache"), 32, log=again.append)  # cached: said when it was computed
-    assert again == []
+    load_rois([str(data)], str(tmp_path / "cache"), 32, log=again.append)  # cached: said again, as recorded
+    assert again == said
 
 
 def test_crops_cached_by_an_older_version_are_computed_again(tmp_path, monkeypatch):
@@ -475,8 +475,8 @@ def test_images_enlarged_into_their_rois_are_warned_of_once_with_the_largest(tmp
     assert enlarged[0].startswith("warning: 2 images were enlarged more than 3x to give 64 px training ROIs, up to "
                                   f"32.0x ({data / 'img1.png'}: 40 x 40 pixels): "), enlarged  # fmt: skip
     again = []
-    load_rois([str(data)], str(tmp_path / "cache"), 64, log=again.append)  # cached: said when it was computed
-    assert again == []
+    load_rois([str(data)], str(tmp_path / "cache"), 64, log=again.append)  # cached: said again, as recorded
+    assert again == said
 
 
 def test_an_image_too_narrow_for_its_rois_is_warned_of_as_narrow_not_small(tmp_path):
@@ -558,6 +558,7 @@ def test_a_cache_the_run_cannot_write_is_said_at_the_start_and_a_private_one_tak
     load_rois([str(data)], str(shared), 32, log=lambda m: None)
     for gathered in shared.glob("rois-*.npy"):  # (the set of these images: another run's would be of others)
         gathered.unlink()
+    sorted(shared.glob("*.json"))[0].unlink()  # one image's crops as an older xvertfast left them: no record
     write_images(tmp_path / "more", n=1, size=96)
     # an image the shared cache lacks, inverted (a warning, listed at the end)
     Image.fromarray(255 - np.asarray(Image.open(tmp_path / "more" / "img0.png"))).save(data / "new.png")
@@ -571,18 +572,58 @@ def test_a_cache_the_run_cannot_write_is_said_at_the_start_and_a_private_one_tak
                        f"training set into {run / 'private-cache'}"), said  # fmt: skip
     assert sorted(os.listdir(shared)) == before
     private = sorted(os.listdir(run / "private-cache"))
-    assert len(private) == 2 and private[1].startswith("rois-"), private  # the new image's crops, the set
+    # the new image's crops and their record (its warnings), the set
+    assert len(private) == 3 and private[0].endswith(".json") and private[2].startswith("rois-"), private
     assert os.path.exists(run / "model")
-    # the end names the folders that hold the crops (the new image's are not in RUN_DIR/cache), and says that the
-    # images taken from the cache were warned of, if at all, by the start that preprocessed them: its list is not
-    # of them (an empty list read as "no warnings" on every resume)
+    # the end names the folders that hold the crops (the new image's are not in RUN_DIR/cache), lists the warnings
+    # of the images taken from the cache with their record (here: enlarged, 80 px) with the new one's, and says that
+    # the one an older xvertfast cached was warned of, if at all, by the start that preprocessed it: the list is
+    # not of it (an empty list read as "no warnings" on every resume)
     assert said[-4] == (f"2 warnings about images trained on as they are (each says what to do; with them fixed or "
                         f"left out, train into a new run folder: a copy of {run / 'cache'} and {run / 'private-cache'} "
                         "in it keeps the other images' preprocessing):"), said[-4:]  # fmt: skip
     assert said[-3].startswith(f"warning: {data / 'new.png'}: looks inverted"), said[-4:]
-    assert said[-2].startswith("warning: 1 image was enlarged more than 3x"), said[-4:]  # (96 px: listed with them)
-    assert said[-1] == (f"3 images were taken from {run / 'cache'} as preprocessed by an earlier start: what it noted "
-                        "of them is in that start's log, not listed here"), said[-3:]  # fmt: skip
+    assert said[-2].startswith("warning: 3 images were enlarged more than 3x"), said[-4:]  # (96 px and 2 of 80 px)
+    assert said[-1] == (f"1 image was taken from {run / 'cache'} as an older xvertfast preprocessed it, which kept no "
+                        "record of its warnings: what it noted of it is in the log of the start that preprocessed it, "
+                        "not listed here"), said[-3:]  # fmt: skip
+
+
+def test_the_warnings_of_images_taken_from_the_cache_are_said_again_as_recorded_with_their_crops(tmp_path, monkeypatch):
+    """A resumed run, or one given a copy of the cache, took its images' crops from the cache and said nothing
+    of their warnings (an inverted look, a spine in doubt, enlarged into their ROIs): "what it noted of them is
+    in that start's log". Each image's warnings are recorded beside its crops and said again, of the file where
+    it is now and in the caller's words; crops an older xvertfast cached, without a record, are counted."""
+    from PIL import Image
+
+    import xvertfast.train.data as data_module
+    from xvertfast._text import cli_running
+
+    data, cache = write_images(tmp_path / "data", n=2, size=48), tmp_path / "cache"
+    Image.fromarray(255 - np.asarray(Image.open(data / "img1.png"))).save(data / "img1.png")  # inverted
+    wide = np.tile(np.asarray(Image.open(data / "img0.png")), (1, 3))  # 48 x 144: not a chest's shape
+    Image.fromarray(wide).save(data / "wide.png")
+    first = load_rois([str(data)], str(cache), 32, log=lambda m: None)  # (from Python)
+    assert first.warned[0].startswith(f"warning: {data / 'img1.png'}: looks inverted"), first.warned
+    assert first.warned[1].startswith(f"warning: {data / 'wide.png'}: 144 x 48: not the shape"), first.warned
+    assert first.warned[2].startswith("warning: 3 images were enlarged more than 3x") and len(first.warned) == 3
+
+    moved = tmp_path / "moved"
+    data.rename(moved)
+    with cli_running(["output", "rois"]):  # (what a CLI start preprocessing them there says)
+        fresh = load_rois([str(moved)], str(tmp_path / "fresh"), 32, log=lambda m: None)
+    assert "--rois" in fresh.warned[1] and fresh.warned != first.warned, fresh.warned
+    monkeypatch.setattr(data_module, "read_image", lambda *a, **k: pytest.fail("preprocessed again"))
+    said = []
+    with cli_running(["output", "rois"]):  # (a CLI resume: told of its options)
+        again = load_rois([str(moved)], str(cache), 32, log=said.append)
+    assert again.warned == said == fresh.warned and again.unrecorded == {}, said
+
+    for record in cache.glob("*.json"):  # as an older xvertfast left its crops
+        record.unlink()
+    older = load_rois([str(moved)], str(cache), 32, log=lambda m: None)
+    assert older.warned == [] and older.unrecorded == {str(cache): 3}
+    torch.testing.assert_close(older.pairs, first.pairs, rtol=0, atol=0)
 
 
 def test_load_rois_gives_taken_its_set_before_gathering_it_in_a_shared_cache(tmp_path):
@@ -606,7 +647,7 @@ def test_the_crops_of_a_private_cache_are_taken_once_the_shared_cache_can_be_wri
     with monkeypatch.context() as m:
         _read_only(shared, m)
         first = load_rois([str(data)], str(shared), 32, log=lambda m: None, private=str(private))
-    assert os.listdir(shared) == [] and len(os.listdir(private)) == 3  # two images' crops, the set
+    assert os.listdir(shared) == [] and len(os.listdir(private)) == 5  # two images' crops and records, the set
     again = load_rois([str(data)], str(shared), 32, log=lambda m: None, private=str(private))  # (writable now)
     assert os.listdir(shared) == [], "preprocessed or gathered again"
     torch.testing.assert_close(again.pairs, first.pairs, rtol=0, atol=0)

@@ -378,13 +378,15 @@ class BatchFixes(NamedTuple):
     give: str  #: give the ROI centres
 
 
-def batch_fixes() -> BatchFixes:
+def batch_fixes(cli: bool | None = None) -> BatchFixes:
     """How a batch job's spine warnings say to check the spine found, to look at its ROIs, and to
     give its centres, in the caller's words (:func:`xvertfast._text.from_cli`): the CLI's options,
     or the arguments of a Python call (``Enhancer.enhance_files(preview=, rois=)``), who were told
     of --preview and --rois they never typed. Public, as the evaluation's notes on an image's ROIs
-    (:mod:`xvertfast.eval.protocol`) word their fix as these warnings do."""
-    if from_cli():
+    (:mod:`xvertfast.eval.protocol`) word their fix as these warnings do. ``cli``: the CLI's words
+    (True) or Python's (False) whoever calls (training's record of an image's warnings, said again
+    to a later start in its own words); None: the caller's."""
+    if from_cli() if cli is None else cli:
         return BatchFixes("check it with --preview (enhance) or the overlay (preprocess), or give --rois",
                           "look at them (enhance --preview, preprocess's overlay)", "give its centres (--rois FILE)")
     return BatchFixes("check it with enhance_files' preview= or preprocess_files' overlay, or give rois=",

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from xvertfast._pickled_errors import PickledAsRaised
-from xvertfast._text import count
+from xvertfast._text import count, from_cli
 from xvertfast.io import DamagedFileError, read_image, require_content
 from xvertfast.io.errors import FILE_ERRORS, failure_text
 from xvertfast.io.files import InputLists, NothingFound, discover, file_sha256, input_problem
@@ -40,6 +40,7 @@ from xvertfast.ops.wls import check_parameters
 from xvertfast.ops.wls_reference import DEFAULT_ALPHA, DEFAULT_EPS, DEFAULT_LAM
 from xvertfast.preprocess import WORKING_HEIGHT, image_warnings, preprocess
 from xvertfast.preprocess.centres import GivenCentres, centres_of_inputs, spine_at
+from xvertfast.preprocess.spine import batch_fixes
 from xvertfast.train.run_folder import run_again
 
 __all__ = ["NoReadableImage", "RoiSet", "load_rois", "open_pairs", "random_patches", "read_cached",
@@ -68,13 +69,13 @@ class RoiSet:
     key: str = ""  #: from load_rois: a digest of the images' contents and the preprocessing parameters
     found: int = 0  #: from load_rois: the input files found
     skipped: list[str] = field(default_factory=list)  #: from load_rois: "skipped: FILE: why" of each one not used
-    #: from load_rois: "warning: FILE: ..." of the images it preprocessed and kept (an inverted look, a spine at the
-    #: edge, what decoding changed, images enlarged into their ROIs), as it said them; not of those found in the
-    #: cache, warned of when preprocessed
+    #: from load_rois: "warning: FILE: ..." of the images it kept (an inverted look, a spine at the edge, what
+    #: decoding changed, images enlarged into their ROIs), as it said them: of those it preprocessed, and of
+    #: those it found in the cache as recorded beside their crops (:func:`_image_pairs`)
     warned: list[str] = field(default_factory=list)
-    #: from load_rois: how many of the images used it took from the cache as found, by folder (cache, private):
-    #: preprocessed by an earlier start, which said their warnings; they are not in ``warned``
-    cached: dict[str, int] = field(default_factory=dict)
+    #: from load_rois: how many of the images used it took from the cache without a record of their warnings,
+    #: by folder (cache, private): an older xvertfast preprocessed them and kept none; not in ``warned``
+    unrecorded: dict[str, int] = field(default_factory=dict)
     #: from load_rois: the folders that hold the crops of the images used (the cache, or with it ``private``)
     held: list[str] = field(default_factory=list)
     #: from load_rois: a digest of the ROI centres given by hand for the images used ("" where none were)
@@ -176,9 +177,9 @@ class _Crops(NamedTuple):
 
     path: str  #: the cache file
     digest: str  #: the image file's SHA-256: a resume names the file whose contents changed by it
-    #: how many times the crops were enlarged to the ROI size, where they were cut now (None: cached)
+    #: how many times the crops were enlarged to the ROI size (None: not known, cached by an older xvertfast)
     enlarged: float | None = None
-    shape: tuple[int, int] = (0, 0)  #: (H, W) of the image, where they were cut now
+    shape: tuple[int, int] = (0, 0)  #: (H, W) of the image (where ``enlarged`` is known)
 
 
 def _image_pairs(path: str, folders: tuple[str, ...], params: dict, photometric: str | None, log,
@@ -187,31 +188,79 @@ def _image_pairs(path: str, folders: tuple[str, ...], params: dict, photometric:
     first of ``folders`` that has it, else computed (logging the image's warnings: what decoding
     changed, an inverted look) and written into ``into``. Only the crops
     are kept, not the whole image. ``given``: its ROI centres, placed by hand (None: those found),
-    part of the file's name: crops cut at other centres are not taken for these."""
+    part of the file's name: crops cut at other centres are not taken for these. The warnings, and how
+    much the crops were enlarged, are recorded beside them (:func:`_record_of`), and a later start taking
+    them from the cache (a resume, a run given a copy of the cache) says them as the first did: it said
+    only that they were in the earlier start's log."""
     digest = file_sha256(path)
     keyed = {"file": digest, **params, **({"photometric": photometric} if photometric else {}),
              **({"centres": given.record()} if given is not None else {})}  # fmt: skip
     name = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:32] + ".npy"
     if (found := _first_there(folders, name)) is not None:
-        return _Crops(found, digest)
+        if (record := _read_record(_record_of(found))) is None:  # (an older xvertfast's crops)
+            return _Crops(found, digest)
+        for warning in _said_again(record, path):
+            log(f"warning: {warning}")
+        return _Crops(found, digest, record["enlarged"], tuple(record["shape"]))
     cached = os.path.join(into, name)
     rad = require_content(read_image(path, photometric=photometric, warn=False))
     spine = spine_at(rad.pixels, given)
-    for warning in image_warnings(rad, spine):
+    warnings = image_warnings(rad, spine)
+    for warning in warnings:
         log(f"warning: {warning}")
     pp = preprocess(rad.pixels, params["lam"], params["alpha"], params["eps"])
     size = params["roi_size"]
     boxes = spine.train_rois(size)
     pairs = np.stack([np.stack([_crop(pp.xp, box, size), _crop(pp.y, box, size)]) for box in boxes])
     side = min(min(box.bottom - box.top, box.right - box.left) for box in boxes)
+    named = [(w.startswith(f"{path}:"), w) for w in warnings]  # (said again of the file's path then: _said_again)
+    record = {"cli": from_cli(), "warnings": [[of_file, w[len(path):] if of_file else w] for of_file, w in named],
+              "enlarged": size / side, "shape": list(rad.pixels.shape)}  # fmt: skip
     try:
         os.makedirs(into, exist_ok=True)
+        with atomic_write(_record_of(cached)) as tmp, open(tmp, "w", encoding="utf-8") as f:  # (first: crops there
+            json.dump(record, f)  # have their record, but for an older xvertfast's)
         write_array(cached, pairs.shape, [pairs])
     except OSError as exc:  # the run folder's fault, not the image's: every later image would fail too
         if disk_full(exc):
             raise
         raise CacheNotWritable(into, path, exc) from exc
-    return _Crops(cached, digest, size / side, tuple(rad.pixels.shape))
+    return _Crops(cached, digest, record["enlarged"], tuple(rad.pixels.shape))
+
+
+def _record_of(crops: str) -> str:
+    """The file beside an image's cached crops that records its warnings and how much they were enlarged."""
+    return crops[: -len(".npy")] + ".json"
+
+
+def _read_record(path: str) -> dict | None:
+    """The record at ``path`` (:func:`_image_pairs`), or None where there is none that reads as one: crops an
+    older xvertfast cached (their warnings are in the log of the start that cut them), or a record damaged."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+        warnings, shape = record["warnings"], record["shape"]
+        if (isinstance(record["cli"], bool) and isinstance(record["enlarged"], float)
+                and all(isinstance(named, bool) and isinstance(text, str) for named, text in warnings)
+                and len(shape) == 2 and all(isinstance(n, int) for n in shape)):  # fmt: skip
+            return record
+    except (OSError, ValueError, TypeError, KeyError):
+        pass
+    return None
+
+
+def _said_again(record: dict, path: str) -> list[str]:
+    """An image's warnings as recorded beside its crops, said of ``path``, where the file is now (the crops
+    are of its contents: a copy, a folder moved), and in this caller's words where the start that cut them
+    had the other's: the CLI's options or a Python call's arguments
+    (:func:`~xvertfast.preprocess.spine.batch_fixes`)."""
+    then, now = batch_fixes(cli=record["cli"]), batch_fixes()
+    said = []
+    for named, text in record["warnings"]:
+        for old, new in zip(then, now):
+            text = text.replace(old, new)
+        said.append(f"{path}{text}" if named else text)
+    return said
 
 
 def _first_there(folders, name: str) -> str | None:
@@ -278,7 +327,7 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     # (as TrainConfig reads them: numbers, and checked now, not once an image is preprocessed)
     lam, alpha, eps, _ = check_parameters(lam, alpha, eps, rtol=None, who="load_rois")
     params = {"lam": lam, "alpha": alpha, "eps": eps, "roi_size": roi_size, "version": CACHE_VERSION}
-    files, sources, digests, first_of, skipped, enlarged, warned, cached = [], [], [], {}, [], [], [], Counter()
+    files, sources, digests, first_of, skipped, enlarged, warned, unrecorded = [], [], [], {}, [], [], [], Counter()
 
     def skip(text: str) -> None:  # said now, and kept for the end of a long run
         skipped.append(f"skipped: {text}")
@@ -327,8 +376,8 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
             taken(crops.path)
         sources.append(f.path)
         digests.append(crops.digest)
-        if crops.enlarged is None:  # (found in the cache: warned of, if at all, by the start that made it)
-            cached[os.path.dirname(crops.path)] += 1
+        if crops.enlarged is None:  # (an older xvertfast's crops: warned of, if at all, by the start that made them)
+            unrecorded[os.path.dirname(crops.path)] += 1
         elif crops.enlarged > ENLARGED:
             enlarged.append((crops.enlarged, f.path, crops.shape))
     if enlarged:  # (once for the run, not a line per image: an archive of thumbnails would bury the rest)
@@ -349,7 +398,8 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
     if into != cache_dir:
         os.makedirs(into, exist_ok=True)
     shared = {cache_dir} if os.path.islink(cache_dir) else set()  # (its temporary may be another run's, being written)
-    remove_stale_parts([path for path in [*files, gathered] if os.path.dirname(path) not in shared])
+    remove_stale_parts([path for path in [*files, *map(_record_of, files), gathered]
+                        if os.path.dirname(path) not in shared])  # fmt: skip
     if taken is not None:
         taken(gathered)
     if not os.path.exists(gathered):
@@ -375,7 +425,7 @@ def load_rois(inputs: list[str], cache_dir: str, roi_size: int, lam: float = DEF
               f"{' and '.join(held)})")  # fmt: skip
     data = RoiSet.mapped(gathered, torch.arange(len(sources)).repeat_interleave(per_image), sources, roi_size, remedy)
     data.key, data.centres, data.found, data.skipped, data.digests = key, centres, len(found), skipped, digests
-    data.warned, data.cached, data.held = warned, cached, held
+    data.warned, data.unrecorded, data.held = warned, unrecorded, held
     return data
 
 

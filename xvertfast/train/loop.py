@@ -1442,13 +1442,13 @@ def _train(inputs: list[str], run_dir: str, config: TrainConfig, device: torch.d
             f"them fixed or left out, train into a new {_run_dir_said()}: a copy of {' and '.join(rois.held)} in "
             "it keeps the other images' preprocessing):")  # fmt: skip
         for line in first_listed(rois.warned, WARNED_LISTED, "warning", "each was said above as its image was "
-                                 "preprocessed", indent=""):  # fmt: skip
+                                 "preprocessed or taken from the cache", indent=""):  # fmt: skip
             log(line)
-    if cached := sum(rois.cached.values()):  # (a resume, a copied cache: the list above is not of those images)
-        one = cached == 1
-        log(f"{count(cached, 'image')} {'was' if one else 'were'} taken from {' and '.join(rois.cached)} as "
-            f"preprocessed by an earlier start: what it noted of {'it' if one else 'them'} is in that start's log, "
-            "not listed here")  # fmt: skip
+    if unrecorded := sum(rois.unrecorded.values()):  # (a cache of an older xvertfast: the list above is not of those)
+        were, it, its = ("was", "it", "its") if unrecorded == 1 else ("were", "them", "their")
+        log(f"{count(unrecorded, 'image')} {were} taken from {' and '.join(rois.unrecorded)} as an older xvertfast "
+            f"preprocessed {it}, which kept no record of {its} warnings: what it noted of {it} is in the log of the "
+            f"start that preprocessed {it}, not listed here")  # fmt: skip
     # the model as saved, with its record (metadata): its training roi_size is the tile Enhancer runs it at (a bare
     # XVertNet was run at 512 px tiles whatever it was trained on, unlike load_model(RUN_DIR/model))
     return load_model(os.path.join(run_dir, "model"), map_location=device)
