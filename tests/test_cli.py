@@ -1649,6 +1649,10 @@ def test_demo_scores_what_its_sample_allows_without_notes_said_twice(tmp_path, c
     assert main(["demo", "-o", str(tmp_path / "demo"), "--device", "cpu"]) == 0
     out, err = capsys.readouterr()
     assert "note:" not in err and "TMQI" not in out
+    # each step said as it starts: the README's first command ran a minute or more on a CPU in silence
+    steps = ("enhancing the sample radiograph, cr_chest_pa_mono1.dcm ...\nevaluating it: identity, CLAHE, Farbman "
+             "and the model run on the whole image, their spine ROIs scored ...\n")
+    assert steps in err, err
     # one note, in the summary alone: the sample is a 10-bit DICOM, so identity is stretched over each ROI
     notes = out.split("## Notes")[1].split("\nTime: ")[0]
     assert [line[:60] for line in notes.splitlines() if line.startswith("- ")] == [
@@ -1675,7 +1679,8 @@ def test_demo_says_an_enhance_error_once(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(xvertfast.samples, "SAMPLE_DICOM", str(bad))
     assert main(["demo", "-o", str(tmp_path / "demo"), "--device", "cpu"]) == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if line]
-    assert len(lines) == 1 and lines[0].startswith(f"error: {bad}: not DICOM")
+    assert len(lines) == 2 and lines[0] == "enhancing the sample radiograph, bad.dcm ..."  # (its step, said first)
+    assert lines[1].startswith(f"error: {bad}: not DICOM")
 
 
 def test_demo_interrupted_while_enhancing_ends_there(tmp_path, monkeypatch, capsys):
@@ -1689,7 +1694,8 @@ def test_demo_interrupted_while_enhancing_ends_there(tmp_path, monkeypatch, caps
     monkeypatch.setattr(Enhancer, "run_tiles", interrupted)
     assert main(["demo", "-o", str(tmp_path / "demo"), "--device", "cpu"]) == 130
     lines = [line for line in capsys.readouterr().err.splitlines() if line]
-    assert lines == ["stopped early: interrupted, before the demo's sample was enhanced; run the demo again"]
+    assert lines == ["enhancing the sample radiograph, cr_chest_pa_mono1.dcm ...",
+                     "stopped early: interrupted, before the demo's sample was enhanced; run the demo again"]
     assert not (tmp_path / "demo" / "report").exists()  # not evaluated
 
 

@@ -996,6 +996,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         # the report's folder refused before the sample is enhanced: it was refused after, leaving OUT/enhanced
         check_report_folder(os.path.join(args.output, "report"))
         enhancer = Enhancer(_model_option(args.model, "--model"), device=args.device)
+        # (each step said as it starts: the demo, the README's first command, ran a minute or more in silence)
+        log(f"enhancing the sample radiograph, {os.path.basename(SAMPLE_DICOM)} ...")
         summary = enhancer.enhance_files([SAMPLE_DICOM], os.path.join(args.output, "enhanced"), overwrite=True,
                                          progress=False, log=log)  # fmt: skip
         if summary.failed:
@@ -1008,6 +1010,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         methods = ["identity", "clahe", "farbman", f"xvertnet{given}", f"xvertnet_original_brightness{given}"]
         # (no TMQI: the sample's ROIs are narrower than its 161 px, and its column would read n/a under two notes)
         # (the command recorded: the report said 'called from Python (no command line)' of the demo's)
+        log("evaluating it: identity, CLAHE, Farbman and the model run on the whole image, their spine ROIs scored ...")
         run, paths = evaluate([SAMPLE_DICOM], os.path.join(args.output, "report"), methods, DEMO_METRICS,
                               pictures=1, progress=False, log=log, restart=True, device=args.device,
                               program=_program(args), argv=getattr(args, "argv", None))  # fmt: skip
