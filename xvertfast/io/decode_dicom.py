@@ -39,11 +39,9 @@ def read_dicom(path: str, max_pixels: int, notes: list[str]):
                 if isinstance(exc, NotAnImage):
                     raise
                 warned.leave_out(_about_its_last_value(path))
-                cut = _encapsulated_cut(path)
-                if cut is None:
-                    raise
-                warned.leave_out(lambda message: message.startswith("End of file reached before delimiter"))
-                raise ImageReadError(path, cut) from None
+                if isinstance(exc, _CutWithinPixels):  # (the refusal says it: pydicom's warning says it again)
+                    warned.leave_out(lambda message: message.startswith("End of file reached before delimiter"))
+                raise
         source = codestream.source if codestream is not None else None
         sized = codestream is not None and (codestream.rows, codestream.cols) == (ds.get("Rows"), ds.get("Columns"))
         with dicom_codecs.decoded_ahead(ds, syntax, source, sized), WarningsNamingTheFile(path, stacklevel=4):
@@ -129,6 +127,9 @@ def _parse_dicom(path: str, max_pixels: int, notes: list[str]):
             raise NotAnImage(path, "a DICOMDIR (the index of a DICOM media folder), not an image", "DICOMDIR")
         if not any(tag.group in (0x0008, 0x0010, 0x0020, 0x0028) for tag in ds.keys()):
             if len(getattr(ds, "file_meta", None) or ()):  # pydicom gives up on a cut encapsulated data set
+                cut = _encapsulated_cut(path)
+                if cut is not None:
+                    raise _CutWithinPixels(path, cut)
                 raise ImageReadError(path, _file_meta_cut(path) or "truncated or corrupt DICOM: its file meta header "
                                      "reads, but no data set after it: cut short? copy it again from its source")
             with open(path, "rb") as f:
@@ -288,6 +289,11 @@ def _length_cut(path: str, exc: Exception) -> str | None:
             return (f"truncated or corrupt DICOM: the file ends at byte {size:,}, within the length of its element "
                     f"{named}{none}: copy it again from its source")  # fmt: skip
     return None
+
+
+class _CutWithinPixels(ImageReadError):
+    """A file refused where it ends within its encapsulated pixel data (:func:`_encapsulated_cut`):
+    told apart so that only its refusal leaves out pydicom's warning of the missing delimiter."""
 
 
 #: The header of encapsulated pixel data (7FE0,0010): explicit VR little endian (every encapsulated
