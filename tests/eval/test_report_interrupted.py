@@ -264,7 +264,7 @@ def test_an_error_putting_the_report_in_place_says_the_reason_alone_of_its_kind_
         (parts / name).write_text("drawn")
     fail_moves_into_place(monkeypatch, at=1, error=error)
     with pytest.raises(OSError) as raised:
-        _report_files._put_in_place(str(parts), str(out), [])
+        _report_files._put_in_place(str(parts), str(out), [], "write_report()")
     said = (f"{out}: the report could not be put in place (scores.csv: {os.strerror(error)}); "
             "none of the files there was changed; call write_report() again the same way to write it")  # (Python)
     # (a copy, as a process pool hands one back, kept its message but lost its errno: a full disk was no longer one)
@@ -318,7 +318,7 @@ def test_a_grid_that_is_no_folder_is_refused_before_the_earlier_report_is_touche
     err = capsys.readouterr().err  # (alone: no image resumed nor scored before it)
     assert err == f"error: {out}: the report's pictures could not be put in grid/ ({why}); no image was scored\n", err
     with pytest.raises(OSError) as raised:  # come while the images were scored: refused as the report is put in place
-        _report_files._put_in_place(str(tmp_path / "drawn"), str(out), ["grid/000_a.png"])
+        _report_files._put_in_place(str(tmp_path / "drawn"), str(out), ["grid/000_a.png"], "write_report()")
     why = why.replace("--pictures 0", "pictures=0")  # (from Python: said in its terms)
     assert str(raised.value) == f"{out}: the report could not be put in place ({why}); none of the files there was " \
                                 "changed"  # fmt: skip
@@ -377,7 +377,7 @@ def test_a_folder_in_grid_named_as_a_picture_is_refused_before_the_images_are_sc
     assert capsys.readouterr().err == (f"error: {out}: the report's pictures could not be put in grid/ ({why}); no "
                                        "image was scored\n")  # fmt: skip
     with pytest.raises(IsADirectoryError, match="none of the files there was changed"):
-        _report_files._put_in_place(str(tmp_path / "drawn"), str(out), [f"grid/{picture}"])
+        _report_files._put_in_place(str(tmp_path / "drawn"), str(out), [f"grid/{picture}"], "write_report()")
     assert shown(out) == earlier
     os.rmdir(out / "grid" / picture)  # a folder of another name is no matter
     assert _report_files._grid_in_the_way(str(out), writable=True) is None

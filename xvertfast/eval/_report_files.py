@@ -25,8 +25,8 @@ from typing import Callable
 
 from xvertfast._interrupts import deliver, interrupts_deferred
 from xvertfast._pickled_errors import PickledAsRaised, said_alone
-from xvertfast._text import asked, from_cli
-from xvertfast.io.write import link_to_nowhere
+from xvertfast._text import asked
+from xvertfast.io.write import link_to_nowhere, resumed_by
 
 __all__ = ["REPORT_FILES", "ReportInterrupted", "check_grid_folder", "replace_report", "remove_unfinished_reports"]
 
@@ -84,8 +84,8 @@ def _remove_earlier_grids(folder: str) -> tuple[int, int]:
     return removed, left
 
 
-def replace_report(out_dir: str, draw: Callable[[str], list[str]], failed: int,
-                   remove_unfinished: bool = False, call: str = "write_report()") -> dict[str, str]:  # fmt: skip
+def replace_report(out_dir: str, draw: Callable[[str], list[str]], failed: int, remove_unfinished: bool,
+                   call: str) -> dict[str, str]:  # fmt: skip
     """Replaces the report in ``out_dir`` with the one ``draw`` writes into the hidden folder it is
     given (returning its grids' paths under it), all or none; returns name -> path. Interrupted,
     raises :class:`ReportInterrupted` (a KeyboardInterrupt), saying which (``failed``: the run's
@@ -138,7 +138,7 @@ def _cut_by_interrupt(exc: ImportError) -> bool:
     return isinstance(exc.__cause__, KeyboardInterrupt) or isinstance(exc.__context__, KeyboardInterrupt)
 
 
-def _put_in_place(parts: str, out_dir: str, grids: list[str], call: str = "write_report()") -> None:
+def _put_in_place(parts: str, out_dir: str, grids: list[str], call: str) -> None:
     """Replaces the report in ``out_dir`` with the one drawn in ``parts``: removes the earlier
     report's files, its page first, then moves the new ones in (renames in one folder: quick), the
     page last. One by one, so that a kill -9 or a failure between any two leaves one report's files
@@ -171,7 +171,7 @@ def _put_in_place(parts: str, out_dir: str, grids: list[str], call: str = "write
             moved += 1
     except OSError as exc:
         why = _failed_on(exc, out_dir)
-        again = "the same command writes it again" if from_cli() else f"call {call} again the same way to write it"
+        again = resumed_by(None, call, does="writes it again", to="write it")
         raise said_alone(None, exc.errno, f"{out_dir}: the report could not be put in place ({why}); "
                                           f"{_what_is_left(removed, left, moved, total)}; {again}") from exc
 

@@ -33,7 +33,7 @@ from xvertfast._version import DECODERS, library_of
 from xvertfast.eval._report_files import _failed_on
 from xvertfast.io.files import file_state
 from xvertfast.io.read import sniff_format
-from xvertfast.io.write import atomic_write, link_to_nowhere, remove_stale_parts
+from xvertfast.io.write import atomic_write, link_to_nowhere, remove_stale_parts, resumed_by
 from xvertfast.preprocess.centres import centres_of_inputs
 from xvertfast.resume import ends_with_newline, hold_lock, settings_changes
 
@@ -440,7 +440,7 @@ class Journal:
             done = len(self._done)
             kept = (f"the {count(done, 'image')} recorded before {'is' if done == 1 else 'are'} kept" if done
                     else "no image was recorded")  # fmt: skip
-            again = "the same command scores" if from_cli() else "call evaluate() again the same way to score"
+            again = resumed_by(None, "evaluate()", does="scores", to="score")
             raise said_alone(None, exc.errno, f"{out_dir}: the scores of {path} could not be recorded ({why}); "
                                               f"{kept}: {again} the rest once it can write there") from exc
         self._done[path] = json.loads(line)
