@@ -739,7 +739,9 @@ def _boxplots(run: EvalRun, path: str, columns: dict | None = None, reference: s
     title = ("Spine ROIs (512×290 at 1024 rows, scaled with the image), all values (no outlier removal); "
              "line: median, triangle: mean, box: quartiles, whiskers: the furthest values within 1.5 × IQR of it, "
              f"circles: values beyond (not the ±{Z_LIMIT:g} σ outliers)")  # fmt: skip
-    if reference in run.methods:
+    k = run.methods.index(reference) if reference in run.methods else None  # (its box in every panel)
+    marks = ["reference\n" if i == k else "" for i in range(len(run.methods))]  # (under its name)
+    if k is not None:
         title += f"; blue, labelled reference: {reference}, the method the others are tested against"
     title = textwrap.fill(title, int(13 * (width * cols + 0.5)))  # one panel is narrow: its title takes lines
     height = 3.8 * rows + 0.3 * (rows > 1) + 0.17 * title.count("\n")  # a 10 pt line: the plots keep their height
@@ -751,11 +753,9 @@ def _boxplots(run: EvalRun, path: str, columns: dict | None = None, reference: s
         data = [d[np.isfinite(d)] for d in data]
         # n under each box: a metric undefined on some ROIs (TMQI on small images) has fewer values
         # wrapped to the room under its box, level: rotated on one line, 40-character labels took the figure
-        marked = {reference: "reference\n"}
-        labels = [f"{_wrap_label(m, 10)}\n{marked.get(m, '')}n={len(d)}" for m, d in zip(run.methods, data)]
+        labels = [f"{_wrap_label(m, 10)}\n{mark}n={len(d)}" for m, mark, d in zip(run.methods, marks, data)]
         drawn = ax.boxplot(data, tick_labels=labels, showmeans=True, whis=1.5)  # as the title says
-        if reference in run.methods:
-            k = run.methods.index(reference)
+        if k is not None:
             for line in [drawn["boxes"][k], *drawn["whiskers"][2 * k:2 * k + 2], *drawn["caps"][2 * k:2 * k + 2]]:
                 line.set_color(_REFERENCE_COLOUR)
             ax.get_xticklabels()[k].set_color(_REFERENCE_COLOUR)
