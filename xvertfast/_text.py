@@ -105,8 +105,9 @@ def dtype_name(dtype) -> str:
 
 #: What cmd.exe reads as its own outside double quotes (and a space or tab, which ends a word), and
 #: what it reads even inside them: the characters a Windows word is quoted or escaped for.
-_CMD_QUOTED = re.compile(r"[\s&|<>^()]")
-_CMD_READS = re.compile(r"[\s&|<>^()\"%]")
+_CMD_SPECIAL = r"\s&|<>^()"
+_CMD_QUOTED = re.compile(f"[{_CMD_SPECIAL}]")
+_CMD_READS = re.compile(f"[{_CMD_SPECIAL}\"%]")
 
 
 def shell_word(word: str) -> str:
@@ -122,9 +123,10 @@ def shell_word(word: str) -> str:
             out.append('\\^"' if piece == '"' else "^%")
             continue
         before_a_quote = i + 1 < len(pieces) and pieces[i + 1] == '"'
-        if _CMD_QUOTED.search(piece) or before_a_quote:  # (backslashes before a quote are halved by the program)
+        quoted = _CMD_QUOTED.search(piece) is not None
+        if quoted or before_a_quote:  # (backslashes before a quote are halved by the program)
             piece = re.sub(r"(\\+)$", r"\1\1", piece)
-        out.append(f'"{piece}"' if _CMD_QUOTED.search(piece) else piece)
+        out.append(f'"{piece}"' if quoted else piece)
     return "".join(out) or '""'
 
 

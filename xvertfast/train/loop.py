@@ -690,9 +690,9 @@ def _lock_run_dir(run_dir: str):
         # meanwhile)
         early = taken_over(path)
         # (status looks at it for a moment)
-        lock, made, folders = (early, False, folders) if early else _hold_run_lock(path, folders)
+        lock, lock_made, folders = (early, False, folders) if early else _hold_run_lock(path, folders)
         if folders is not None and any(name != LOCK_FILE for name in os.listdir(run_dir)):
-            folders, made = None, False  # (another start's since: this one made no more of it than the folder)
+            folders, lock_made = None, False  # (another start's since: this one made no more of it than the folder)
     except OSError as exc:  # read-only, no permission: said as enhance says it, not as "[Errno 30] ...: 'RUN_DIR'"
         # (-o latest, a link to a folder not made yet: said so, not "File exists")
         raise ValueError(f"cannot write into the run folder {run_dir}: {why_not_made(run_dir, exc)}") from None
@@ -700,7 +700,7 @@ def _lock_run_dir(run_dir: str):
         raise held_by_another(run_dir)
     if early is None:  # a start from Python (the CLI's lock is marked as it takes it early)
         mark_taken(lock)
-    return lock, made, folders
+    return lock, lock_made, folders
 
 
 def _hold_run_lock(path: str, folders: str | None):
@@ -715,11 +715,11 @@ def _hold_run_lock(path: str, folders: str | None):
         if attempt:  # (a RUN_DIR removed meanwhile: made again; one this start made, still there, holds it)
             again = _make_folders(os.path.dirname(path))
             folders = folders if folders is not None and os.path.isdir(folders) else again
-        made = _create(path)
+        lock_made = _create(path)
         lock = hold_lock(path, patience=LOCK_PATIENCE)
         try:
             if lock is None or attempt == 10 or os.path.samestat(os.fstat(lock.fileno()), os.stat(path)):
-                return lock, made, folders
+                return lock, lock_made, folders
         except FileNotFoundError:
             pass
         lock.close()
